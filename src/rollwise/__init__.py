@@ -1,0 +1,3 @@
+"""Rollwise: progressive delivery for Kubernetes and for one machine."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The `rollwise` command line (also installed as the kubectl plugin `kubectl-rollwise`)."""

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from rollwise.spec.common import API_VERSION, LabelSelector, NonNegativeInt, ObjectMeta, PositiveInt, Spec
+from rollwise.spec.status import RolloutStatus
+from rollwise.spec.strategy import Strategy
+from rollwise.spec.workload import ImmutablePolicy, PodTemplate, ProcessTemplate, WorkloadRef
+
+
+class RolloutSpec(Spec):
+    exactly_one_of = ("template", "process", "workload_ref")
+
+    replicas: NonNegativeInt = 1
+    selector: LabelSelector | None = None
+    template: PodTemplate | None = None
+    process: ProcessTemplate | None = None
+    workload_ref: WorkloadRef | None = Field(default=None, alias="workloadRef")
+    strategy: Strategy
+    min_ready_seconds: NonNegativeInt = Field(default=0, alias="minReadySeconds")
+    revision_history_limit: NonNegativeInt = Field(default=10, alias="revisionHistoryLimit")
+    progress_deadline_seconds: PositiveInt = Field(default=600, alias="progressDeadlineSeconds")
+    progress_deadline_abort: bool = Field(default=False, alias="progressDeadlineAbort")
+    paused: bool = False
+    immutable: ImmutablePolicy = Field(default_factory=ImmutablePolicy)
+
+
+class Rollout(Spec):
+    api_version: Literal["rollwise.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    kind: Literal["Rollout"] = "Rollout"
+    metadata: ObjectMeta
+    spec: RolloutSpec
+    status: RolloutStatus | None = None

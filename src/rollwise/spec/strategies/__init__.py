@@ -1,0 +1,1 @@
+"""One module per strategy; `Strategy` holds exactly one of them."""

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from rollwise.spec.analysis_ref import RolloutAnalysis
+from rollwise.spec.common import DnsLabel, NonNegativeInt, Spec
+
+
+class BlueGreenStrategy(Spec):
+    """Run the new revision beside the old one, reachable on the preview service; switch the active
+    service atomically once every preview replica is ready and pre-promotion analysis passed."""
+
+    active_service: DnsLabel = Field(alias="activeService")
+    preview_service: DnsLabel | None = Field(default=None, alias="previewService")
+    preview_replica_count: NonNegativeInt | None = Field(default=None, alias="previewReplicaCount")
+    auto_promotion_enabled: bool = Field(default=True, alias="autoPromotionEnabled")
+    auto_promotion_seconds: NonNegativeInt | None = Field(default=None, alias="autoPromotionSeconds")
+    scale_down_delay_seconds: NonNegativeInt = Field(default=30, alias="scaleDownDelaySeconds")
+    pre_promotion_analysis: RolloutAnalysis | None = Field(default=None, alias="prePromotionAnalysis")
+    post_promotion_analysis: RolloutAnalysis | None = Field(default=None, alias="postPromotionAnalysis")

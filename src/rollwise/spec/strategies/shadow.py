@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from rollwise.spec.analysis_ref import RolloutAnalysis
+from rollwise.spec.common import DnsLabel, Duration, MirrorPercent, Spec
+from rollwise.spec.steps import CanaryStep
+from rollwise.spec.traffic import TrafficRouting
+
+
+class ShadowCompare(Spec):
+    """How mirrored responses are compared with the ones users received."""
+
+    status: bool = True
+    headers: list[str] | None = Field(default=None, description="Response headers that must match.")
+    body: bool = True
+    ignore_body_paths: list[str] | None = Field(
+        default=None,
+        alias="ignoreBodyPaths",
+        description="JSON paths (e.g. $.timestamp, $.items[*].id) left out of the body comparison.",
+    )
+
+
+class ShadowPromotion(Spec):
+    """What follows a passed shadow phase: an instant switch (no steps) or these canary steps."""
+
+    steps: list[CanaryStep] | None = None
+
+
+class ShadowStrategy(Spec):
+    """The new revision receives a copy of live traffic and serves no user; its responses are
+    compared with the stable revision's, then it is promoted after `duration` and analysis."""
+
+    mirror_percent: MirrorPercent = Field(default=100, alias="mirrorPercent")
+    duration: Duration
+    compare: ShadowCompare = Field(default_factory=ShadowCompare)
+    analysis: RolloutAnalysis | None = None
+    traffic_routing: TrafficRouting = Field(alias="trafficRouting")
+    stable_service: DnsLabel | None = Field(default=None, alias="stableService")
+    canary_service: DnsLabel | None = Field(default=None, alias="canaryService")
+    promotion: ShadowPromotion = Field(default_factory=ShadowPromotion)
