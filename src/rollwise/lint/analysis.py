@@ -58,12 +58,12 @@ def check_analysis_ref(c: Checker, ref: RolloutAnalysis, path: FieldPath, ro: Ro
                 f"{kind} {t.template_name!r} is not among the linted files; it must exist where the rollout runs",
             )
             continue
-        for arg in found.spec.args or []:
-            declared.add(arg.name)
-            if arg.value is None and arg.value_from is None and arg.name not in given:
+        for declared_arg in found.spec.args or []:
+            declared.add(declared_arg.name)
+            if declared_arg.value is None and declared_arg.value_from is None and declared_arg.name not in given:
                 c.error(
                     (*path, "args"),
-                    f"template {t.template_name!r} needs argument {arg.name!r}, which is not given",
+                    f"template {t.template_name!r} needs argument {declared_arg.name!r}, which is not given",
                 )
     if all_found:
         for name, i in given.items():
@@ -106,8 +106,10 @@ def _check_metric(c: Checker, m: Metric, mp: FieldPath, declared: set[str]) -> N
     prov = m.provider
     texts: list[tuple[FieldPath, str]] = []
     if prov.prometheus is not None:
-        texts += [((*mp, "provider", "prometheus", "query"), prov.prometheus.query),
-                  ((*mp, "provider", "prometheus", "address"), prov.prometheus.address)]
+        texts += [
+            ((*mp, "provider", "prometheus", "query"), prov.prometheus.query),
+            ((*mp, "provider", "prometheus", "address"), prov.prometheus.address),
+        ]
         if prov.prometheus.range is not None and duration_seconds(prov.prometheus.range.window) == 0:
             c.error((*mp, "provider", "prometheus", "range", "window"), "must be longer than 0")
         if prov.prometheus.range is not None and duration_seconds(prov.prometheus.range.step) == 0:

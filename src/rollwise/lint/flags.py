@@ -57,7 +57,10 @@ def _check_targeting(c: Checker, flag: Flag, node: Any, path: FieldPath) -> None
             for i, arg in enumerate(args):
                 is_result = i % 2 == 1 or i == len(args) - 1
                 if is_result and isinstance(arg, str) and arg not in flag.variants:
-                    c.error((*path, op, i), f"returns {arg!r}, which is not one of the variants ({', '.join(flag.variants)})")
+                    c.error(
+                        (*path, op, i),
+                        f"returns {arg!r}, which is not one of the variants ({', '.join(flag.variants)})",
+                    )
         _check_targeting(c, flag, args, (*path, op))
 
 

@@ -13,7 +13,11 @@ def image_problem(image: str, policy: str) -> str | None:
         return None
     pinned = bool(_DIGEST.search(image))
     if policy == "digest":
-        return None if pinned else f"image {image!r} must be pinned by digest (name@sha256:...) under immutable.images: digest"
+        return (
+            None
+            if pinned
+            else f"image {image!r} must be pinned by digest (name@sha256:...) under immutable.images: digest"
+        )
     if pinned:
         return None
     # The tag follows the last ':' after the last '/', so a registry port is not taken for a tag.

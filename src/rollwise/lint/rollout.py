@@ -6,7 +6,7 @@ from rollwise.lint.analysis import Templates, check_analysis_ref
 from rollwise.lint.context import Checker
 from rollwise.lint.images import image_problem
 from rollwise.lint.podtemplate import check_pod_template
-from rollwise.lint.routing import check_matches, check_services, check_steps
+from rollwise.lint.routing import cannot, check_matches, check_services, check_steps
 from rollwise.spec.common import duration_seconds, resolve_int_or_percent
 from rollwise.spec.problems import FieldPath
 from rollwise.spec.rollout import Rollout
@@ -30,7 +30,10 @@ def check_rollout(c: Checker, ro: Rollout, templates: Templates) -> None:
         surge = resolve_int_or_percent(ru.max_surge, total, round_up=True)
         unavailable = resolve_int_or_percent(ru.max_unavailable, total, round_up=False)
         if surge == 0 and unavailable == 0:
-            c.error((*sp, "rollingUpdate", "maxUnavailable"), "maxSurge and maxUnavailable cannot both be 0: nothing could ever be replaced")
+            c.error(
+                (*sp, "rollingUpdate", "maxUnavailable"),
+                "maxSurge and maxUnavailable cannot both be 0: nothing could ever be replaced",
+            )
     if st.blue_green is not None:
         _blue_green(c, st.blue_green, (*sp, "blueGreen"), spec.replicas, ro, templates)
     if st.canary is not None:
@@ -67,10 +70,19 @@ def _blue_green(c: Checker, bg: BlueGreenStrategy, p: FieldPath, replicas: int, 
     if bg.preview_service is not None and bg.preview_service == bg.active_service:
         c.error((*p, "previewService"), f"must differ from activeService (both are {bg.active_service!r})")
     if bg.auto_promotion_seconds is not None and not bg.auto_promotion_enabled:
-        c.error((*p, "autoPromotionSeconds"), "has no effect with autoPromotionEnabled: false; remove one of the two")
+        c.error(
+            (*p, "autoPromotionSeconds"),
+            "has no effect with autoPromotionEnabled: false; remove one of the two",
+        )
     if bg.preview_replica_count is not None and bg.preview_replica_count > replicas:
-        c.warn((*p, "previewReplicaCount"), f"exceeds spec.replicas ({replicas}); the preview will be scaled to {replicas} on promotion")
-    for name, ref in (("prePromotionAnalysis", bg.pre_promotion_analysis), ("postPromotionAnalysis", bg.post_promotion_analysis)):
+        c.warn(
+            (*p, "previewReplicaCount"),
+            f"exceeds spec.replicas ({replicas}); the preview will be scaled to {replicas} on promotion",
+        )
+    for name, ref in (
+        ("prePromotionAnalysis", bg.pre_promotion_analysis),
+        ("postPromotionAnalysis", bg.post_promotion_analysis),
+    ):
         if ref is not None:
             check_analysis_ref(c, ref, (*p, name), ro, t)
 
@@ -85,7 +97,10 @@ def _canary(c: Checker, ca: CanaryStrategy, p: FieldPath, ro: Rollout, t: Templa
         if step.analysis is not None:
             check_analysis_ref(c, step.analysis, (*p, "steps", i, "analysis"), ro, t)
         if step.pause is not None and step.pause.duration is not None and duration_seconds(step.pause.duration) == 0:
-            c.warn((*p, "steps", i, "pause", "duration"), "a zero pause does nothing; remove it or give a duration")
+            c.warn(
+                (*p, "steps", i, "pause", "duration"),
+                "a zero pause does nothing; remove it or give a duration",
+            )
     if ca.analysis is not None:
         check_analysis_ref(c, ca.analysis, (*p, "analysis"), ro, t)
         n = len(ca.steps or [])
@@ -117,14 +132,17 @@ def _shadow(c: Checker, sh: ShadowStrategy, p: FieldPath, ro: Rollout, t: Templa
     if not routing.can("mirror"):
         c.error(
             (*p, "trafficRouting"),
-            f"the {routing.router} router cannot mirror traffic; routers that can: {', '.join(routers_that_can('mirror'))}",
+            cannot(routing.router, "mirror traffic", "mirror"),
         )
     if duration_seconds(sh.duration) == 0:
         c.error((*p, "duration"), "must be longer than 0: the shadow phase is how the new revision is observed")
     check_services(c, routing, sh.stable_service, sh.canary_service, p)
     for i, path in enumerate(sh.compare.ignore_body_paths or []):
         if not (path == "$" or path.startswith("$.") or path.startswith("$[")):
-            c.error((*p, "compare", "ignoreBodyPaths", i), f"must be a JSON path starting with '$.' (got {path!r})")
+            c.error(
+                (*p, "compare", "ignoreBodyPaths", i),
+                f"must be a JSON path starting with '$.' (got {path!r})",
+            )
     if sh.analysis is not None:
         check_analysis_ref(c, sh.analysis, (*p, "analysis"), ro, t)
     steps = sh.promotion.steps
@@ -138,7 +156,10 @@ def _ab_test(c: Checker, ab: ABTestStrategy, p: FieldPath, ro: Rollout, t: Templ
     routing = ab.traffic_routing
     roles = [v.role for v in ab.variants]
     if sorted(roles) != ["candidate", "control"]:
-        c.error((*p, "variants"), f"needs one variant with role control and one with role candidate (got {', '.join(roles)})")
+        c.error(
+            (*p, "variants"),
+            f"needs one variant with role control and one with role candidate (got {', '.join(roles)})",
+        )
     names = [v.name for v in ab.variants]
     if len(set(names)) != len(names):
         c.error((*p, "variants", 1, "name"), f"variant names must be unique (both are {names[0]!r})")
@@ -146,12 +167,15 @@ def _ab_test(c: Checker, ab: ABTestStrategy, p: FieldPath, ro: Rollout, t: Templ
         vp = (*p, "variants", i)
         check_matches(c, routing, v.match, (*vp, "match"))
         if v.role == "control" and v.weight is not None:
-            c.error((*vp, "weight"), "the control receives every user not sent to the candidate; set weight on the candidate only")
+            c.error(
+                (*vp, "weight"),
+                "the control receives every user not sent to the candidate; set weight on the candidate only",
+            )
         if v.role == "candidate":
             if v.weight is None and not v.match:
                 c.error(vp, "the candidate needs match rules, a weight, or both, or it would receive no traffic")
             if v.weight is not None and not routing.can("stickyWeight"):
-                        c.error(
+                c.error(
                     (*vp, "weight"),
                     f"the {routing.router} router cannot keep a share of users on one variant (it splits per "
                     f"request); use match rules, or a router that can: {', '.join(routers_that_can('stickyWeight'))}",

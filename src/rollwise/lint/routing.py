@@ -14,11 +14,13 @@ from rollwise.spec.traffic import Capability, TrafficRouting, routers_that_can
 _NEEDS_SERVICES = {"gatewayAPI", "nginx"}
 
 
-def _cannot(router: str, what: str, capability: Capability) -> str:
+def cannot(router: str, what: str, capability: Capability) -> str:
     return f"the {router} router cannot {what}; routers that can: {', '.join(routers_that_can(capability))}"
 
 
-def check_matches(c: Checker, routing: TrafficRouting | None, matches: list[RouteMatch] | None, path: FieldPath) -> None:
+def check_matches(
+    c: Checker, routing: TrafficRouting | None, matches: list[RouteMatch] | None, path: FieldPath
+) -> None:
     for i, match in enumerate(matches or []):
         conditions = match.conditions()
         if not conditions:
@@ -38,7 +40,7 @@ def check_matches(c: Checker, routing: TrafficRouting | None, matches: list[Rout
                 continue
             capability: Capability = f"{kind}{cond.kind.capitalize()}"  # type: ignore[assignment]
             if not routing.can(capability):
-                c.error((*where, cond.kind), _cannot(routing.router, f"match a {kind} by {cond.kind}", capability))
+                c.error((*where, cond.kind), cannot(routing.router, f"match a {kind} by {cond.kind}", capability))
             if routing.router == "nginx" and kind == "cookie" and cond.exact != "always":
                 c.error(
                     (*where, "exact"),
@@ -47,7 +49,7 @@ def check_matches(c: Checker, routing: TrafficRouting | None, matches: list[Rout
     if routing is not None and not routing.can("multipleMatches"):
         total = sum(len(m.conditions()) for m in matches or [])
         if total > 1:
-            c.error(path, _cannot(routing.router, "combine several match conditions", "multipleMatches"))
+            c.error(path, cannot(routing.router, "combine several match conditions", "multipleMatches"))
 
 
 def check_services(
@@ -58,7 +60,9 @@ def check_services(
     if routing is None:
         return
     router = routing.router
-    needs = router in _NEEDS_SERVICES or (router == "istio" and routing.istio and routing.istio.destination_rule is None)
+    needs = router in _NEEDS_SERVICES or (
+        router == "istio" and routing.istio and routing.istio.destination_rule is None
+    )
     if needs:
         for name, value in (("stableService", stable), ("canaryService", canary)):
             if value is None:
@@ -90,15 +94,22 @@ def check_steps(
                 )
             last_weight = (i, step.set_weight)
         if step.set_canary_scale is not None and routing is None:
-            c.error((*here, "setCanaryScale"), "needs trafficRouting: without a router, weight follows replica counts")
+            c.error(
+                (*here, "setCanaryScale"),
+                "needs trafficRouting: without a router, weight follows replica counts",
+            )
         if step.set_header_route is not None:
             if routing is None:
-                c.error((*here, "setHeaderRoute"), "needs trafficRouting; routers that can: "
-                        + ", ".join(routers_that_can("headerExact")))
+                c.error(
+                    (*here, "setHeaderRoute"),
+                    "needs trafficRouting; routers that can: " + ", ".join(routers_that_can("headerExact")),
+                )
             check_matches(c, routing, step.set_header_route.match, (*here, "setHeaderRoute", "match"))
         if step.set_mirror_route is not None:
             if routing is None or not routing.can("mirror"):
-                who = "without trafficRouting, nothing can" if routing is None else f"the {routing.router} router cannot"
+                who = (
+                    "without trafficRouting, nothing can" if routing is None else f"the {routing.router} router cannot"
+                )
                 c.error(
                     (*here, "setMirrorRoute"),
                     f"{who} mirror traffic; routers that can: {', '.join(routers_that_can('mirror'))}",
@@ -106,4 +117,7 @@ def check_steps(
             else:
                 check_matches(c, routing, step.set_mirror_route.match, (*here, "setMirrorRoute", "match"))
             if step.set_mirror_route.percent is None and step.set_mirror_route.match:
-                c.error((*here, "setMirrorRoute", "percent"), "required when match is given (without it the route is removed)")
+                c.error(
+                    (*here, "setMirrorRoute", "percent"),
+                    "required when match is given (without it the route is removed)",
+                )

@@ -7,7 +7,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from rollwise.spec.common import API_VERSION, Duration, NonNegativeInt, ObjectMeta, PositiveInt, Spec
+from rollwise.spec.common import (
+    API_VERSION,
+    ApiVersion,
+    Duration,
+    NonNegativeInt,
+    ObjectMeta,
+    PositiveInt,
+    Spec,
+)
 from rollwise.spec.workload import OpenObject
 
 
@@ -154,14 +162,14 @@ class AnalysisTemplateSpec(Spec):
 
 
 class AnalysisTemplate(Spec):
-    api_version: Literal["rollwise.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    api_version: ApiVersion = Field(default=API_VERSION, alias="apiVersion")
     kind: Literal["AnalysisTemplate"] = "AnalysisTemplate"
     metadata: ObjectMeta
     spec: AnalysisTemplateSpec
 
 
 class ClusterAnalysisTemplate(Spec):
-    api_version: Literal["rollwise.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    api_version: ApiVersion = Field(default=API_VERSION, alias="apiVersion")
     kind: Literal["ClusterAnalysisTemplate"] = "ClusterAnalysisTemplate"
     metadata: ObjectMeta
     spec: AnalysisTemplateSpec
@@ -208,7 +216,7 @@ class AnalysisRunSpec(Spec):
 
 
 class AnalysisRun(Spec):
-    api_version: Literal["rollwise.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    api_version: ApiVersion = Field(default=API_VERSION, alias="apiVersion")
     kind: Literal["AnalysisRun"] = "AnalysisRun"
     metadata: ObjectMeta
     spec: AnalysisRunSpec

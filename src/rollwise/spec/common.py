@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 
 API_GROUP = "rollwise.dev"
-API_VERSION = f"{API_GROUP}/v1alpha1"
+ApiVersion = Literal["rollwise.dev/v1alpha1"]
+API_VERSION: Final[ApiVersion] = "rollwise.dev/v1alpha1"
 
 
 class Spec(BaseModel):

@@ -65,7 +65,7 @@ KINDS: tuple[Kind, ...] = (
 def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.get("$defs", {})
-    schema = _convert(raw, defs)
+    schema: dict[str, Any] = _convert(raw, defs)
     # The API server owns metadata's schema; a CRD may only say it is an object.
     schema["properties"]["metadata"] = {"type": "object"}
     schema["properties"]["apiVersion"] = {"type": "string"}
@@ -88,12 +88,9 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
         non_null = [b for b in branches if b.get("type") != "null"]
         if len(non_null) == 1 and len(non_null) < len(branches):
             rest = {k: v for k, v in node.items() if k != "anyOf"}
-            inner = _convert(non_null[0], defs)
-            out = {**inner, **_convert(rest, defs)}
-            out["nullable"] = True
-            if out.get("default", 0) is None:
-                del out["default"]
-            return out
+            nullable: dict[str, Any] = {**_convert(non_null[0], defs), **_convert(rest, defs)}
+            nullable["nullable"] = True
+            return nullable
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROP:
@@ -142,13 +139,14 @@ def crd(kind: Kind) -> dict[str, Any]:
     if subresources:
         version["subresources"] = subresources
     if kind.columns:
-        version["additionalPrinterColumns"] = [
-            {"name": n, "type": t, "jsonPath": p} for n, t, p in kind.columns
-        ]
+        version["additionalPrinterColumns"] = [{"name": n, "type": t, "jsonPath": p} for n, t, p in kind.columns]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{kind.plural}.{API_GROUP}", "labels": {"app.kubernetes.io/part-of": "rollwise"}},
+        "metadata": {
+            "name": f"{kind.plural}.{API_GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "rollwise"},
+        },
         "spec": {
             "group": API_GROUP,
             "names": {
@@ -172,8 +170,15 @@ def all_crds() -> list[dict[str, Any]]:
 # --- structural schema rules, checked by tests and by `rollwise crds --check` ---------------------
 
 _JUNCTORS = ("anyOf", "allOf", "oneOf", "not")
-_FORBIDDEN_IN_JUNCTORS = {"type", "description", "default", "additionalProperties", "nullable",
-                          "x-kubernetes-preserve-unknown-fields", "x-kubernetes-embedded-resource"}
+_FORBIDDEN_IN_JUNCTORS = {
+    "type",
+    "description",
+    "default",
+    "additionalProperties",
+    "nullable",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-embedded-resource",
+}
 
 
 def structural_problems(schema: dict[str, Any], path: str = "") -> list[str]:

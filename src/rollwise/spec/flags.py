@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, WithJsonSchema
 
-from rollwise.spec.common import API_VERSION, ObjectMeta, Spec
+from rollwise.spec.common import API_VERSION, ApiVersion, ObjectMeta, Spec
 from rollwise.spec.workload import OpenObject
 
 FlagValue = Annotated[Any, WithJsonSchema({"x-kubernetes-preserve-unknown-fields": True})]
@@ -40,7 +40,7 @@ class FlagSetSpec(Spec):
 
 
 class FlagSet(Spec):
-    api_version: Literal["rollwise.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    api_version: ApiVersion = Field(default=API_VERSION, alias="apiVersion")
     kind: Literal["FlagSet"] = "FlagSet"
     metadata: ObjectMeta
     spec: FlagSetSpec

@@ -66,7 +66,9 @@ def load_file(path: str | Path) -> tuple[list[Loaded], list[Foreign]]:
 def _validate(doc: Document, problems: list[Problem]) -> Loaded | Foreign | None:
     data = doc.data
     if not isinstance(data, dict):
-        problems.append(doc.problem((), f"a document must be a mapping with apiVersion and kind (got {_describe(data)})"))
+        problems.append(
+            doc.problem((), f"a document must be a mapping with apiVersion and kind (got {_describe(data)})")
+        )
         return None
     api_version, kind = data.get("apiVersion"), data.get("kind")
     if not isinstance(api_version, str) or not api_version:
@@ -79,9 +81,7 @@ def _validate(doc: Document, problems: list[Problem]) -> Loaded | Foreign | None
         return None
     model = KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
-        problems.append(
-            doc.problem(("kind",), f"unknown kind {kind!r}; expected one of: {', '.join(KINDS)}")
-        )
+        problems.append(doc.problem(("kind",), f"unknown kind {kind!r}; expected one of: {', '.join(KINDS)}"))
         return None
     try:
         resource = model.model_validate(data)

@@ -4,7 +4,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from rollwise.spec.common import API_VERSION, LabelSelector, NonNegativeInt, ObjectMeta, PositiveInt, Spec
+from rollwise.spec.common import (
+    API_VERSION,
+    ApiVersion,
+    LabelSelector,
+    NonNegativeInt,
+    ObjectMeta,
+    PositiveInt,
+    Spec,
+)
 from rollwise.spec.status import RolloutStatus
 from rollwise.spec.strategy import Strategy
 from rollwise.spec.workload import ImmutablePolicy, PodTemplate, ProcessTemplate, WorkloadRef
@@ -28,7 +36,7 @@ class RolloutSpec(Spec):
 
 
 class Rollout(Spec):
-    api_version: Literal["rollwise.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    api_version: ApiVersion = Field(default=API_VERSION, alias="apiVersion")
     kind: Literal["Rollout"] = "Rollout"
     metadata: ObjectMeta
     spec: RolloutSpec

@@ -71,9 +71,7 @@ class GatewayAPIRouting(Spec):
 class NginxRouting(Spec):
     ingress: DnsSubdomain = Field(description="The stable Ingress; Rollwise writes a canary Ingress beside it.")
     annotation_prefix: str = Field(default="nginx.ingress.kubernetes.io", alias="annotationPrefix")
-    additional_ingress_annotations: dict[str, str] | None = Field(
-        default=None, alias="additionalIngressAnnotations"
-    )
+    additional_ingress_annotations: dict[str, str] | None = Field(default=None, alias="additionalIngressAnnotations")
 
 
 class LocalRouting(Spec):

@@ -40,5 +40,7 @@ class ABTestStrategy(Spec):
     stable_service: DnsLabel | None = Field(default=None, alias="stableService")
     canary_service: DnsLabel | None = Field(default=None, alias="canaryService")
     on_no_winner: Literal["keepControl", "promoteCandidate"] = Field(
-        default="keepControl", alias="onNoWinner", description="What happens when the verdict finds no difference."
+        default="keepControl",
+        alias="onNoWinner",
+        description="What happens when the verdict finds no difference.",
     )

@@ -41,9 +41,7 @@ class DynamicWeighting(Spec):
     min_step_weight: Weight = Field(default=5, alias="minStepWeight")
     max_step_weight: Weight = Field(default=50, alias="maxStepWeight")
     start_weight: Weight = Field(default=5, alias="startWeight")
-    max_weight: Weight = Field(
-        default=100, alias="maxWeight", description="Weight at which the canary is promoted."
-    )
+    max_weight: Weight = Field(default=100, alias="maxWeight", description="Weight at which the canary is promoted.")
     velocity: Literal["linear", "exponential"] = "exponential"
     interval: Duration = "30s"
     min_samples: PositiveInt = Field(
@@ -68,5 +66,5 @@ class CanaryStrategy(Spec):
     allow_decreasing_weights: bool = Field(
         default=False,
         alias="allowDecreasingWeights",
-        description="Permit a setWeight lower than an earlier one (otherwise a lint error, as it is usually a typo).",
+        description="Permit a setWeight lower than an earlier one (otherwise a lint error: usually a typo).",
     )
