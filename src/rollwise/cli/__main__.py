@@ -1,0 +1,3 @@
+from rollwise.cli.app import main
+
+main()

@@ -1,0 +1,3 @@
+from rollwise.demo.app import main
+
+main()
