@@ -4,7 +4,8 @@ PORT               port to listen on (127.0.0.1 unless DEMO_HOST says otherwise)
 DEMO_VERSION       version reported in the body and the X-Demo-Version header
 DEMO_ERROR_RATE    share of requests answered 500, spread evenly (0.3 = 3 in every 10)
 DEMO_LATENCY_MS    added delay per request
-DEMO_FLAGS_FILE    flagd document; the flag `new-greeting` (boolean) changes the greeting
+DEMO_FLAGS_FILE    flagd document (else FLAGD_OFFLINE_FLAG_SOURCE_PATH, as Rollwise passes it);
+                   the flag `new-greeting` (boolean) changes the greeting
 
 /healthz answers 200 and is never slowed or failed, so readiness reflects the process, not the
 injected faults."""
@@ -35,7 +36,7 @@ class Settings:
         rate = float(env.get("DEMO_ERROR_RATE", "0") or 0)
         if not 0 <= rate <= 1:
             raise ValueError(f"DEMO_ERROR_RATE must be between 0 and 1 (got {rate})")
-        flags = env.get("DEMO_FLAGS_FILE")
+        flags = env.get("DEMO_FLAGS_FILE") or env.get("FLAGD_OFFLINE_FLAG_SOURCE_PATH")
         return cls(
             version=env.get("DEMO_VERSION", "v1"),
             error_rate=rate,

@@ -45,15 +45,36 @@ def expand(paths: Iterable[str | Path]) -> list[Path]:
 
 def lint_loaded(loaded: list[Loaded]) -> list[Problem]:
     templates = Templates()
-    for item in loaded:
-        if isinstance(item.resource, AnalysisTemplate | ClusterAnalysisTemplate):
-            templates.add(item.resource)
     problems: list[Problem] = []
+    where: dict[int, Loaded] = {}
+    flag_sets: set[tuple[str, str]] = set()
+    for item in loaded:
+        res = item.resource
+        if isinstance(res, FlagSet):
+            flag_sets.add((res.metadata.namespace or "", res.metadata.name))
+        if isinstance(res, AnalysisTemplate | ClusterAnalysisTemplate):
+            first = templates.add(res)
+            where.setdefault(id(first), item)
+            if first is not res and first.spec != res.spec:
+                at = where[id(first)].document
+                problems.append(
+                    item.document.problem(
+                        ("metadata", "name"),
+                        f"{res.kind} {res.metadata.name!r} is also defined at {at.file}:{at.start[0]} with "
+                        "different content; one would replace the other",
+                    )
+                )
     for item in loaded:
         c = Checker(item.document)
         res = item.resource
         if isinstance(res, Rollout):
             check_rollout(c, res, templates)
+            ref = res.spec.feature_flags
+            if ref is not None and (res.metadata.namespace or "", ref.flag_set) not in flag_sets:
+                c.warn(
+                    ("spec", "featureFlags", "flagSet"),
+                    f"FlagSet {ref.flag_set!r} is not among the linted files; it must exist where the rollout runs",
+                )
         elif isinstance(res, AnalysisTemplate | ClusterAnalysisTemplate | AnalysisRun):
             check_template(c, res)
         elif isinstance(res, FlagSet):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 
@@ -24,11 +25,18 @@ class Templates:
     namespaced: dict[tuple[str, str], AnalysisTemplate] = field(default_factory=dict)
     cluster: dict[str, ClusterAnalysisTemplate] = field(default_factory=dict)
 
-    def add(self, t: AnalysisTemplate | ClusterAnalysisTemplate) -> None:
+    def add(self, t: AnalysisTemplate | ClusterAnalysisTemplate) -> AnalysisTemplate | ClusterAnalysisTemplate:
+        """Record `t` unless one of the same name and scope came first; return the one kept."""
         if isinstance(t, ClusterAnalysisTemplate):
-            self.cluster[t.metadata.name] = t
-        else:
-            self.namespaced[(t.metadata.namespace or "", t.metadata.name)] = t
+            return self.cluster.setdefault(t.metadata.name, t)
+        return self.namespaced.setdefault((t.metadata.namespace or "", t.metadata.name), t)
+
+    def find(
+        self, name: str, cluster_scope: bool, namespace: str | None
+    ) -> AnalysisTemplate | ClusterAnalysisTemplate | None:
+        if cluster_scope:
+            return self.cluster.get(name)
+        return self.namespaced.get((namespace or "", name))
 
 
 def check_analysis_ref(c: Checker, ref: RolloutAnalysis, path: FieldPath, ro: Rollout, templates: Templates) -> None:
@@ -46,10 +54,7 @@ def check_analysis_ref(c: Checker, ref: RolloutAnalysis, path: FieldPath, ro: Ro
     all_found = True
     for i, t in enumerate(ref.templates):
         found: AnalysisTemplate | ClusterAnalysisTemplate | None
-        if t.cluster_scope:
-            found = templates.cluster.get(t.template_name)
-        else:
-            found = templates.namespaced.get((ro.metadata.namespace or "", t.template_name))
+        found = templates.find(t.template_name, t.cluster_scope, ro.metadata.namespace)
         if found is None:
             all_found = False
             kind = "ClusterAnalysisTemplate" if t.cluster_scope else "AnalysisTemplate"
@@ -68,7 +73,10 @@ def check_analysis_ref(c: Checker, ref: RolloutAnalysis, path: FieldPath, ro: Ro
     if all_found:
         for name, i in given.items():
             if name not in declared:
-                c.error((*path, "args", i, "name"), f"no referenced template declares an argument {name!r}")
+                c.error(
+                    (*path, "args", i, "name"),
+                    _undeclared(f"no referenced template declares an argument {name!r}", name, declared),
+                )
 
 
 def check_template(c: Checker, t: AnalysisTemplate | ClusterAnalysisTemplate | AnalysisRun) -> None:
@@ -125,4 +133,19 @@ def _check_metric(c: Checker, m: Metric, mp: FieldPath, declared: set[str]) -> N
     for where, text in texts:
         for name in _ARG_REF.findall(text):
             if name not in declared:
-                c.error(where, f"uses {{{{args.{name}}}}}, but the template declares no argument {name!r}")
+                c.error(
+                    where,
+                    _undeclared(
+                        f"uses {{{{args.{name}}}}}, but the template declares no argument {name!r}", name, declared
+                    ),
+                )
+
+
+def _undeclared(message: str, name: str, declared: set[str]) -> str:
+    """`message`, plus the nearest declared argument or the list of them."""
+    hint = difflib.get_close_matches(name, sorted(declared), n=1)
+    if hint:
+        return f"{message}; did you mean {hint[0]!r}?"
+    if declared:
+        return f"{message} (declared: {', '.join(sorted(declared))})"
+    return f"{message} (it declares none)"

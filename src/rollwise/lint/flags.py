@@ -35,9 +35,12 @@ def _check_flag(c: Checker, key: str, flag: Flag, fp: FieldPath) -> None:
             (*fp, "defaultVariant"),
             f"{flag.default_variant!r} is not one of the variants ({', '.join(flag.variants)})",
         )
-    types = {_json_type(v) for v in flag.variants.values()}
-    if len(types) > 1:
-        c.error((*fp, "variants"), f"all variants must have the same type (got {', '.join(sorted(types))})")
+    by_type: dict[str, list[str]] = {}
+    for name, value in flag.variants.items():
+        by_type.setdefault(_json_type(value), []).append(name)
+    if len(by_type) > 1:
+        got = "; ".join(f"{t}: {', '.join(names)}" for t, names in sorted(by_type.items()))
+        c.error((*fp, "variants"), f"all variants must have the same type (got {got})")
     if flag.targeting is not None:
         _check_targeting(c, flag, flag.targeting, (*fp, "targeting"))
 

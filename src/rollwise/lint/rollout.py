@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
+
 from rollwise.lint.analysis import Templates, check_analysis_ref
 from rollwise.lint.context import Checker
 from rollwise.lint.images import image_problem
 from rollwise.lint.podtemplate import check_pod_template
-from rollwise.lint.routing import cannot, check_matches, check_services, check_steps
+from rollwise.lint.routing import cannot, check_matches, check_router_fits_workload, check_services, check_steps
+from rollwise.spec.analysis import BuiltinMetric
 from rollwise.spec.common import duration_seconds, resolve_int_or_percent
 from rollwise.spec.problems import FieldPath
 from rollwise.spec.rollout import Rollout
@@ -26,14 +29,7 @@ def check_rollout(c: Checker, ro: Rollout, templates: Templates) -> None:
     sp: FieldPath = (*s, "strategy")
     if st.rolling_update is not None:
         ru = st.rolling_update
-        total = max(spec.replicas, 1)
-        surge = resolve_int_or_percent(ru.max_surge, total, round_up=True)
-        unavailable = resolve_int_or_percent(ru.max_unavailable, total, round_up=False)
-        if surge == 0 and unavailable == 0:
-            c.error(
-                (*sp, "rollingUpdate", "maxUnavailable"),
-                "maxSurge and maxUnavailable cannot both be 0: nothing could ever be replaced",
-            )
+        _check_surge(c, ru.max_surge, ru.max_unavailable, ru.model_fields_set, spec.replicas, (*sp, "rollingUpdate"))
     if st.blue_green is not None:
         _blue_green(c, st.blue_green, (*sp, "blueGreen"), spec.replicas, ro, templates)
     if st.canary is not None:
@@ -44,6 +40,40 @@ def check_rollout(c: Checker, ro: Rollout, templates: Templates) -> None:
         _ab_test(c, st.ab_test, (*sp, "abTest"), ro, templates)
 
 
+def _check_surge(
+    c: Checker, max_surge: int | str, max_unavailable: int | str, written: set[str], replicas: int, p: FieldPath
+) -> None:
+    """`written` holds the fields the user set (pydantic's model_fields_set): the problem points at
+    one of them, and a value left at its default says so."""
+    total = max(replicas, 1)
+    surge = resolve_int_or_percent(max_surge, total, round_up=True)
+    unavailable = resolve_int_or_percent(max_unavailable, total, round_up=False)
+    if surge or unavailable:
+        return
+
+    def shown(name: str, value: int | str, resolved: int, rounding: str) -> str:
+        text = str(value) if name in written else f"{value} by default"
+        if isinstance(value, int):
+            return text
+        of = f"of {total} replica{'s' if total != 1 else ''}, rounded {rounding}: {resolved}"
+        return f"{text} {of}" if name in written else f"{text}, {of}"
+
+    at = "maxSurge" if "max_unavailable" not in written and "max_surge" in written else "maxUnavailable"
+    c.error(
+        (*p, at),
+        "maxSurge and maxUnavailable cannot both be 0: nothing could ever be replaced (got maxSurge "
+        f"{shown('max_surge', max_surge, surge, 'up')}, "
+        f"maxUnavailable {shown('max_unavailable', max_unavailable, unavailable, 'down')})",
+    )
+
+
+def _workload(ro: Rollout) -> str:
+    """What runs, in the words of the router check: process, pod template or workloadRef."""
+    if ro.spec.process is not None:
+        return "process"
+    return "pod template" if ro.spec.template is not None else "workloadRef"
+
+
 def check_workload(c: Checker, ro: Rollout) -> None:
     spec, template = ro.spec, ro.spec.template
     assert template is not None
@@ -52,10 +82,15 @@ def check_workload(c: Checker, ro: Rollout) -> None:
     else:
         labels = (template.metadata.labels if template.metadata else None) or {}
         for key, value in (spec.selector.match_labels or {}).items():
-            if labels.get(key) != value:
+            if key not in labels:
                 c.error(
                     ("spec", "template", "metadata", "labels"),
-                    f"must include {key}: {value} to match spec.selector.matchLabels",
+                    f"must include {key}: {value} to match spec.selector.matchLabels (the label {key} is missing)",
+                )
+            elif labels[key] != value:
+                c.error(
+                    ("spec", "template", "metadata", "labels", key),
+                    f"must be {value!r} to match spec.selector.matchLabels.{key} (got {labels[key]!r})",
                 )
     for where, image in template.images():
         problem = image_problem(image, spec.immutable.images)
@@ -67,6 +102,8 @@ def check_workload(c: Checker, ro: Rollout) -> None:
 
 
 def _blue_green(c: Checker, bg: BlueGreenStrategy, p: FieldPath, replicas: int, ro: Rollout, t: Templates) -> None:
+    if ro.spec.process is None and bg.active_service is None:
+        c.error((*p, "activeService"), "required on Kubernetes: the Service whose selector is switched on promotion")
     if bg.preview_service is not None and bg.preview_service == bg.active_service:
         c.error((*p, "previewService"), f"must differ from activeService (both are {bg.active_service!r})")
     if bg.auto_promotion_seconds is not None and not bg.auto_promotion_enabled:
@@ -89,8 +126,21 @@ def _blue_green(c: Checker, bg: BlueGreenStrategy, p: FieldPath, replicas: int, 
 
 def _canary(c: Checker, ca: CanaryStrategy, p: FieldPath, ro: Rollout, t: Templates) -> None:
     routing = ca.traffic_routing
+    check_router_fits_workload(c, routing, _workload(ro), p)
     if ca.steps and ca.dynamic is not None:
         c.error((*p, "dynamic"), "use either steps or dynamic weighting, not both")
+    if not ca.steps and ca.dynamic is None:
+        c.warn(
+            (*p, "steps"),
+            "no steps and no dynamic weighting: once ready, the new revision takes all traffic at once",
+        )
+    if ca.dynamic is not None and routing is None:
+        c.error(
+            (*p, "dynamic"),
+            "needs trafficRouting, which is not set (dynamic weighting moves traffic, not replicas); "
+            "routers that can: " + ", ".join(routers_that_can("weight")),
+        )
+    _check_surge(c, ca.max_surge, ca.max_unavailable, ca.model_fields_set, ro.spec.replicas, p)
     check_services(c, routing, ca.stable_service, ca.canary_service, p)
     check_steps(c, routing, ca.steps, (*p, "steps"), allow_decreasing=ca.allow_decreasing_weights)
     for i, step in enumerate(ca.steps or []):
@@ -129,6 +179,15 @@ def _canary(c: Checker, ca: CanaryStrategy, p: FieldPath, ro: Rollout, t: Templa
 
 def _shadow(c: Checker, sh: ShadowStrategy, p: FieldPath, ro: Rollout, t: Templates) -> None:
     routing = sh.traffic_routing
+    check_router_fits_workload(c, routing, _workload(ro), p)
+    if sh.compare is not None and not routing.can("mirrorCompare"):
+        c.error(
+            (*p, "compare"),
+            cannot(routing.router, "compare mirrored responses (its proxy discards them)", "mirrorCompare")
+            + "; judge the shadow with analysis instead",
+        )
+    if sh.compare is not None and not sh.compare.body and sh.compare.ignore_body_paths:
+        c.warn((*p, "compare", "ignoreBodyPaths"), "has no effect with body: false")
     if not routing.can("mirror"):
         c.error(
             (*p, "trafficRouting"),
@@ -137,7 +196,7 @@ def _shadow(c: Checker, sh: ShadowStrategy, p: FieldPath, ro: Rollout, t: Templa
     if duration_seconds(sh.duration) == 0:
         c.error((*p, "duration"), "must be longer than 0: the shadow phase is how the new revision is observed")
     check_services(c, routing, sh.stable_service, sh.canary_service, p)
-    for i, path in enumerate(sh.compare.ignore_body_paths or []):
+    for i, path in enumerate((sh.compare.ignore_body_paths if sh.compare else None) or []):
         if not (path == "$" or path.startswith("$.") or path.startswith("$[")):
             c.error(
                 (*p, "compare", "ignoreBodyPaths", i),
@@ -154,6 +213,9 @@ def _shadow(c: Checker, sh: ShadowStrategy, p: FieldPath, ro: Rollout, t: Templa
 
 def _ab_test(c: Checker, ab: ABTestStrategy, p: FieldPath, ro: Rollout, t: Templates) -> None:
     routing = ab.traffic_routing
+    check_router_fits_workload(c, routing, _workload(ro), p)
+    if ab.winner_by is not None:
+        _check_winner_metric(c, ab, ro, (*p, "winnerBy", "metric"), t)
     roles = [v.role for v in ab.variants]
     if sorted(roles) != ["candidate", "control"]:
         c.error(
@@ -185,3 +247,25 @@ def _ab_test(c: Checker, ab: ABTestStrategy, p: FieldPath, ro: Rollout, t: Templ
     check_services(c, routing, ab.stable_service, ab.canary_service, p)
     if ab.analysis is not None:
         check_analysis_ref(c, ab.analysis, (*p, "analysis"), ro, t)
+
+
+def _check_winner_metric(c: Checker, ab: ABTestStrategy, ro: Rollout, path: FieldPath, t: Templates) -> None:
+    assert ab.winner_by is not None
+    metric = ab.winner_by.metric
+    builtin = list(BuiltinMetric.__args__)  # type: ignore[attr-defined]
+    if metric in builtin:
+        return
+    known: list[str] = []
+    for ref in ab.analysis.templates if ab.analysis else []:
+        found = t.find(ref.template_name, ref.cluster_scope, ro.metadata.namespace)
+        if found is None:
+            return  # a template outside the linted files may define it
+        known += [m.name for m in found.spec.metrics]
+    if metric not in known:
+        hint = difflib.get_close_matches(metric, [*builtin, *known], n=1)
+        c.error(
+            path,
+            f"{metric!r} is neither a builtin metric ({', '.join(builtin)}) nor a metric of the referenced "
+            f"analysis templates ({', '.join(known) or 'none referenced'})"
+            + (f"; did you mean {hint[0]!r}?" if hint else ""),
+        )

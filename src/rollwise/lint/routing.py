@@ -4,18 +4,77 @@ from __future__ import annotations
 
 import re
 
+import re2
+
 from rollwise.lint.context import Checker
 from rollwise.spec.match import RouteMatch
 from rollwise.spec.problems import FieldPath
 from rollwise.spec.steps import CanaryStep
-from rollwise.spec.traffic import Capability, TrafficRouting, routers_that_can
+from rollwise.spec.traffic import ROUTER_CAPABILITIES, Capability, TrafficRouting, routers_that_can
 
 # Routers that address revisions through Kubernetes Services and so need both names.
 _NEEDS_SERVICES = {"gatewayAPI", "nginx"}
 
 
+# Envoy (Istio, most Gateway API implementations) matches with RE2, which has no lookaround or
+# backreferences; a pattern Python accepts may still be refused by the mesh.
+_RE2_ROUTERS = {"istio", "gatewayAPI"}
+
+
+def regex_problem(pattern: str, router: str | None) -> str | None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"invalid regular expression {pattern!r}: {exc}"
+    if router in _RE2_ROUTERS:
+        options = re2.Options()
+        options.log_errors = False  # the error is reported here, not on stderr
+        try:
+            re2.compile(pattern, options)
+        except re2.error as exc:
+            reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+            return f"the {router} router matches with RE2, which rejects {pattern!r}: {_re2_reason(reason)}"
+    return None
+
+
+def _re2_reason(reason: str) -> str:
+    """RE2's `invalid perl operator: (?!` as `invalid perl operator '(?!'`, plus why, when the
+    construct is one RE2 leaves out on purpose."""
+    what, sep, fragment = reason.partition(": ")
+    text = f"{what} {fragment!r}" if sep else reason
+    if fragment.startswith(("(?=", "(?!", "(?<=", "(?<!")):
+        return f"{text} (RE2 has no lookahead or lookbehind)"
+    if re.fullmatch(r"\\[1-9][0-9]*", fragment):
+        return f"{text} (RE2 has no backreferences)"
+    return text
+
+
+def check_router_fits_workload(c: Checker, routing: TrafficRouting | None, workload: str, path: FieldPath) -> None:
+    """A process runs on the local platform, whose only router is `local`; a pod template or a
+    workloadRef runs on Kubernetes, where `local` does not exist. `workload` is the spec key used."""
+    if routing is None:
+        return
+    router = routing.router
+    if workload == "process" and router != "local":
+        c.error(
+            (*path, "trafficRouting", router),
+            f"a process rollout runs on the local platform, where the only router is local (got {router})",
+        )
+    if workload != "process" and router == "local":
+        kube = ", ".join(r for r in ROUTER_CAPABILITIES if r != "local")
+        c.error(
+            (*path, "trafficRouting", "local"),
+            f"the local router serves process rollouts only; a rollout with a {workload} runs on Kubernetes, "
+            f"where the routers are {kube}",
+        )
+
+
 def cannot(router: str, what: str, capability: Capability) -> str:
     return f"the {router} router cannot {what}; routers that can: {', '.join(routers_that_can(capability))}"
+
+
+_KIND_WORDS = {"header": "headers", "cookie": "cookies", "query": "query parameters"}
+_HOW_WORDS = {"exact": "exact value", "prefix": "prefix", "regex": "regular expression"}
 
 
 def check_matches(
@@ -24,7 +83,7 @@ def check_matches(
     for i, match in enumerate(matches or []):
         conditions = match.conditions()
         if not conditions:
-            c.error((*path, i), "a match needs at least one header, cookie or query condition")
+            c.error((*path, i), "a match needs at least one header, cookie or query condition (got none)")
         keys = {"header": "headers", "cookie": "cookies", "query": "queryParams"}
         counters: dict[str, int] = {}
         for kind, cond in conditions:
@@ -32,24 +91,45 @@ def check_matches(
             counters[kind] = j + 1
             where = (*path, i, keys[kind], j)
             if cond.regex is not None:
-                try:
-                    re.compile(cond.regex)
-                except re.error as exc:
-                    c.error((*where, "regex"), f"invalid regular expression: {exc}")
+                problem = regex_problem(cond.regex, routing.router if routing else None)
+                if problem:
+                    c.error((*where, "regex"), problem)
             if routing is None:
                 continue
             capability: Capability = f"{kind}{cond.kind.capitalize()}"  # type: ignore[assignment]
+            ways = [how for how in _HOW_WORDS if routing.can(f"{kind}{how.capitalize()}")]  # type: ignore[arg-type]
+            if not ways:
+                # Nothing of this kind can be matched: say so once, at the list, not per condition.
+                if j == 0:
+                    exact: Capability = f"{kind}Exact"  # type: ignore[assignment]
+                    c.error(
+                        (*path, i, keys[kind]),
+                        cannot(routing.router, f"match {_KIND_WORDS[kind]} at all", exact),
+                    )
+                continue
             if not routing.can(capability):
-                c.error((*where, cond.kind), cannot(routing.router, f"match a {kind} by {cond.kind}", capability))
-            if routing.router == "nginx" and kind == "cookie" and cond.exact != "always":
+                c.error(
+                    (*where, cond.kind),
+                    cannot(
+                        routing.router,
+                        f"match {_KIND_WORDS[kind]} by {_HOW_WORDS[cond.kind]} (only by "
+                        f"{' or '.join(_HOW_WORDS[w] for w in ways)})",
+                        capability,
+                    ),
+                )
+            if routing.router == "nginx" and kind == "cookie" and cond.exact not in (None, "always"):
                 c.error(
                     (*where, "exact"),
-                    "the nginx router matches a cookie only by the value 'always' (ingress-nginx canary-by-cookie)",
+                    "the nginx router matches a cookie only by the value 'always' (ingress-nginx "
+                    f"canary-by-cookie) (got {cond.exact!r})",
                 )
     if routing is not None and not routing.can("multipleMatches"):
         total = sum(len(m.conditions()) for m in matches or [])
         if total > 1:
-            c.error(path, cannot(routing.router, "combine several match conditions", "multipleMatches"))
+            c.error(
+                path,
+                cannot(routing.router, f"combine several match conditions (got {total})", "multipleMatches"),
+            )
 
 
 def check_services(
@@ -83,6 +163,7 @@ def check_steps(
     allow_decreasing: bool,
 ) -> None:
     last_weight: tuple[int, int] | None = None
+    header_routes: dict[str, int] = {}
     for i, step in enumerate(steps or []):
         here = (*path, i)
         if step.set_weight is not None:
@@ -99,10 +180,23 @@ def check_steps(
                 "needs trafficRouting: without a router, weight follows replica counts",
             )
         if step.set_header_route is not None:
+            route = step.set_header_route
+            if route.match:
+                header_routes[route.name] = i
+            else:
+                header_routes.pop(route.name, None)
+            if routing is not None and routing.router == "nginx" and len(header_routes) > 1:
+                others = ", ".join(repr(n) for n in header_routes if n != route.name)
+                c.error(
+                    (*here, "setHeaderRoute", "name"),
+                    "the nginx router holds one header route at a time (its canary Ingress has one header); "
+                    f"remove {others} first (a setHeaderRoute with only its name removes a route)",
+                )
             if routing is None:
                 c.error(
                     (*here, "setHeaderRoute"),
-                    "needs trafficRouting; routers that can: " + ", ".join(routers_that_can("headerExact")),
+                    "needs trafficRouting, which is not set (without a router, traffic follows replica counts); "
+                    "routers that can: " + ", ".join(routers_that_can("headerExact")),
                 )
             check_matches(c, routing, step.set_header_route.match, (*here, "setHeaderRoute", "match"))
         if step.set_mirror_route is not None:

@@ -79,10 +79,14 @@ BuiltinMetric = Literal[
 
 class BuiltinProvider(Spec):
     """Figures the router already counts per revision: on the local platform straight from the
-    proxy, on Kubernetes through the mesh's or ingress's own Prometheus metrics."""
+    proxy, on Kubernetes through the mesh's or ingress's own Prometheus metrics. Rates are
+    fractions (0.99), latencies milliseconds, counts requests, all over `window`."""
 
     metric: BuiltinMetric
-    revision: Literal["canary", "stable"] = "canary"
+    revision: Literal["canary", "stable"] = Field(
+        default="canary",
+        description="canary: the new revision (canary, blue-green preview, shadow or A/B candidate).",
+    )
     window: Duration = "1m"
 
 
@@ -137,7 +141,10 @@ class Metric(Spec):
     provider: MetricProvider
     interval: Duration | None = None
     initial_delay: Duration | None = Field(default=None, alias="initialDelay")
-    count: PositiveInt | None = None
+    count: PositiveInt | None = Field(
+        default=None,
+        description="Measurements to take. Absent: one without an interval, else until the run is stopped.",
+    )
     success_condition: str | None = Field(default=None, alias="successCondition")
     failure_condition: str | None = Field(default=None, alias="failureCondition")
     failure_limit: NonNegativeInt = Field(default=0, alias="failureLimit")

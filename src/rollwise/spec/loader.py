@@ -4,6 +4,7 @@ field path and what was expected. Nothing is half-loaded: a file with any error 
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pydantic_core import ErrorDetails
 from rollwise.spec import KINDS, Resource
 from rollwise.spec.common import API_GROUP, API_VERSION
 from rollwise.spec.problems import FieldPath, Problem, SpecError
-from rollwise.spec.yamlpos import Document, parse
+from rollwise.spec.yamlpos import Document, key_text, parse
 
 
 @dataclass
@@ -81,7 +82,7 @@ def _validate(doc: Document, problems: list[Problem]) -> Loaded | Foreign | None
         return None
     model = KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
-        problems.append(doc.problem(("kind",), f"unknown kind {kind!r}; expected one of: {', '.join(KINDS)}"))
+        problems.append(doc.problem(("kind",), _kind_message(kind)))
         return None
     try:
         resource = model.model_validate(data)
@@ -91,9 +92,48 @@ def _validate(doc: Document, problems: list[Problem]) -> Loaded | Foreign | None
     return Loaded(doc, resource)
 
 
+def _kind_message(kind: Any) -> str:
+    expected = ", ".join(KINDS)
+    if kind is None:
+        return f"required: one of {expected}"
+    if not isinstance(kind, str):
+        return f"must be a string, one of {expected} (got {_describe(kind)})"
+    hint = difflib.get_close_matches(kind, list(KINDS), n=1) or [k for k in KINDS if k.lower() == kind.lower()]
+    if hint:
+        return f"unknown kind {kind!r}; did you mean {hint[0]!r}?"
+    return f"unknown kind {kind!r}; expected one of: {expected}"
+
+
 def _problem_from(doc: Document, model: type[BaseModel], err: ErrorDetails) -> Problem:
-    path: FieldPath = tuple(p for p in err["loc"] if isinstance(p, str | int))
+    loc = err["loc"]
+    if len(loc) >= 2 and loc[-1] == "[key]":
+        # The mapping key itself is wrong (only strings are allowed), not the value under it.
+        path, key = _yaml_path(doc.data, loc[:-1])
+        why = "; unquoted on, off, yes and no are booleans in YAML" if isinstance(key, bool) else ""
+        return doc.problem(path, f"a key must be a string (got {_describe(key)}{why}); put it in quotes")
+    path, _ = _yaml_path(doc.data, loc)
     return doc.problem(path, _message(model, path, err))
+
+
+def _yaml_path(data: Any, loc: tuple[int | str, ...]) -> tuple[FieldPath, Any]:
+    """The validator's location as a path through the document, with each mapping key spelled as
+    YAML writes it (the validator reports a key `1` as an int, which would read as a list index,
+    and a key `true` as 1), and the last key as the document holds it."""
+    out: list[str | int] = []
+    current: Any = data
+    key: Any = None
+    for part in loc:
+        if isinstance(current, dict):
+            key = next((k for k in current if k == part), part)
+            out.append(key_text(key))
+            current = current.get(key)
+        elif isinstance(current, list) and isinstance(part, int):
+            out.append(part)
+            current = current[part] if 0 <= part < len(current) else None
+        else:
+            out.append(part)
+            current = None
+    return tuple(out), key
 
 
 def _message(model: type[BaseModel], path: FieldPath, err: ErrorDetails) -> str:
@@ -109,8 +149,7 @@ def _message(model: type[BaseModel], path: FieldPath, err: ErrorDetails) -> str:
             return f"unknown field; did you mean {hint[0]!r}?"
         return f"unknown field; expected one of: {', '.join(allowed)}" if allowed else "unknown field"
     if kind == "value_error":
-        msg = str(ctx.get("error", err["msg"]))
-        return msg
+        return _found(str(ctx.get("error", err["msg"])), value, model, path)
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected')} {got}"
     if kind == "string_pattern_mismatch":
@@ -158,6 +197,44 @@ def _message(model: type[BaseModel], path: FieldPath, err: ErrorDetails) -> str:
     return msg[:1].lower() + msg[1:]
 
 
+def _found(msg: str, value: Any, model: type[BaseModel], path: FieldPath) -> str:
+    """A model's own message, with what was found spelled as YAML writes it (`true`, not Python's
+    `True`), and added when the message has none."""
+    python_got = f"(got {value!r})"
+    if msg.endswith(python_got):
+        return msg[: -len(python_got)] + f"(got {_describe(value)})"
+    if "exactly one of" in msg and "(got" not in msg and isinstance(value, dict):
+        # `pause:` with nothing after it is null, which counts as not set: say so, or the
+        # message would contradict what the user can see.
+        empty = [key_text(k) for k, v in value.items() if v is None]
+        if empty:
+            names = ", ".join(empty)
+            verb = "is" if len(empty) == 1 else "are"
+            # Only a field holding an object can be written as {}; a scalar needs its value.
+            objects = [k for k in empty if _is_model(model, (*path, k))]
+            hint = "write {} for an empty mapping" if objects else "give it a value"
+            return f"{msg} (got none: {names} {verb} empty, which counts as not set; {hint})"
+        return f"{msg} (got none)"
+    return msg
+
+
+def _is_model(model: type[BaseModel], path: FieldPath) -> bool:
+    """Whether the field at `path` holds an object (even one without fields, like recreate)."""
+    current: Any = model
+    for part in path:
+        current = _unwrap(current)
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return False
+        field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+        if field is None:
+            return False
+        current = field.annotation
+    current = _unwrap(current)
+    return isinstance(current, type) and issubclass(current, BaseModel)
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "null"
@@ -169,6 +246,10 @@ def _describe(value: Any) -> str:
         return "a list"
     if isinstance(value, str):
         return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
+    if isinstance(value, bytes):
+        return "binary data"
+    if isinstance(value, float) and not math.isfinite(value):
+        return key_text(value)
     return repr(value)
 
 

@@ -7,6 +7,7 @@ from pydantic import Field
 from rollwise.spec.common import (
     API_VERSION,
     ApiVersion,
+    DnsSubdomain,
     LabelSelector,
     NonNegativeInt,
     ObjectMeta,
@@ -16,6 +17,18 @@ from rollwise.spec.common import (
 from rollwise.spec.status import RolloutStatus
 from rollwise.spec.strategy import Strategy
 from rollwise.spec.workload import ImmutablePolicy, PodTemplate, ProcessTemplate, WorkloadRef
+
+
+class FeatureFlagsRef(Spec):
+    """Give every replica the flags of a FlagSet as a flagd document it can read and re-read: a
+    file on the local platform, a mounted ConfigMap on Kubernetes. The default variable is the one
+    the OpenFeature flagd provider reads in file mode, so an app needs no Rollwise code."""
+
+    flag_set: DnsSubdomain = Field(alias="flagSet")
+    file_env: str = Field(
+        default="FLAGD_OFFLINE_FLAG_SOURCE_PATH", alias="fileEnv", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$"
+    )
+    mount_path: str = Field(default="/etc/rollwise/flags", alias="mountPath", pattern=r"^/")
 
 
 class RolloutSpec(Spec):
@@ -33,6 +46,7 @@ class RolloutSpec(Spec):
     progress_deadline_abort: bool = Field(default=False, alias="progressDeadlineAbort")
     paused: bool = False
     immutable: ImmutablePolicy = Field(default_factory=ImmutablePolicy)
+    feature_flags: FeatureFlagsRef | None = Field(default=None, alias="featureFlags")
 
 
 class Rollout(Spec):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from rollwise.spec.analysis_ref import RolloutAnalysis
 from rollwise.spec.common import Duration, MirrorPercent, NonNegativeInt, Spec, Weight
@@ -58,6 +58,12 @@ class CanaryStep(Spec):
     set_canary_scale: SetCanaryScale | None = Field(default=None, alias="setCanaryScale")
     set_header_route: SetHeaderRoute | None = Field(default=None, alias="setHeaderRoute")
     set_mirror_route: SetMirrorRoute | None = Field(default=None, alias="setMirrorRoute")
+
+    @field_validator("pause", mode="before")
+    @classmethod
+    def _bare_pause(cls, value: object) -> object:
+        # `- pause:` with nothing after it reads as null in YAML; it means "wait for a human".
+        return {} if value is None else value
 
     @property
     def kind(self) -> str:

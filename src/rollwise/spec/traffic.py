@@ -24,6 +24,7 @@ Capability = Literal[
     "queryRegex",
     "multipleMatches",
     "mirror",
+    "mirrorCompare",
     "stickyWeight",
 ]
 
@@ -31,11 +32,12 @@ ALL: frozenset[Capability] = frozenset(Capability.__args__)  # type: ignore[attr
 
 ROUTER_CAPABILITIES: dict[str, frozenset[Capability]] = {
     # Istio matches headers, query params and (through the cookie header) cookies by exact, prefix
-    # or regex, and mirrors a percentage. Per-request weights cannot keep a user on one variant.
-    "istio": ALL - {"stickyWeight"},
+    # or regex, and mirrors a percentage. Per-request weights cannot keep a user on one variant, and
+    # Envoy drops mirrored replies, so they cannot be compared.
+    "istio": ALL - {"stickyWeight", "mirrorCompare"},
     # Gateway API core/extended matches: header and query by Exact or RegularExpression only;
     # a cookie is a RegularExpression on the Cookie header; RequestMirror carries a percent.
-    "gatewayAPI": ALL - {"stickyWeight", "headerPrefix", "queryPrefix", "cookiePrefix"},
+    "gatewayAPI": ALL - {"stickyWeight", "mirrorCompare", "headerPrefix", "queryPrefix", "cookiePrefix"},
     # ingress-nginx canary annotations: one header (exact value or pattern) or one cookie whose
     # value is "always", plus a weight. No query matching, no mirroring with a percent.
     "nginx": frozenset({"weight", "headerExact", "headerRegex", "cookieExact"}),
@@ -65,13 +67,17 @@ class IstioRouting(Spec):
 
 class GatewayAPIRouting(Spec):
     http_route: DnsSubdomain = Field(alias="httpRoute")
-    namespace: DnsSubdomain | None = None
+    namespace: DnsSubdomain | None = Field(default=None, description="Default: the Rollout's namespace.")
 
 
 class NginxRouting(Spec):
     ingress: DnsSubdomain = Field(description="The stable Ingress; Rollwise writes a canary Ingress beside it.")
     annotation_prefix: str = Field(default="nginx.ingress.kubernetes.io", alias="annotationPrefix")
-    additional_ingress_annotations: dict[str, str] | None = Field(default=None, alias="additionalIngressAnnotations")
+    additional_ingress_annotations: dict[str, str] | None = Field(
+        default=None,
+        alias="additionalIngressAnnotations",
+        description="Extra canary annotations by short name (canary-by-header-value), prefixed with annotationPrefix.",
+    )
 
 
 class LocalRouting(Spec):
@@ -80,7 +86,8 @@ class LocalRouting(Spec):
     sticky_cookie: str | None = Field(
         default=None,
         alias="stickyCookie",
-        description="Cookie that keeps a user on the revision first chosen for them.",
+        description="Canary weights only: a cookie keeping a user on the revision first chosen for them. "
+        "A/B tests use abTest.stickyBy instead.",
     )
 
 

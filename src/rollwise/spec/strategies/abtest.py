@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from rollwise.spec.analysis_ref import RolloutAnalysis
-from rollwise.spec.common import DnsLabel, Duration, Percent, Spec
+from rollwise.spec.common import DnsLabel, Duration, Percent, PositiveInt, Spec
 from rollwise.spec.match import RouteMatch
 from rollwise.spec.traffic import TrafficRouting
 
@@ -31,11 +31,29 @@ class StickyKey(Spec):
     header: str | None = None
 
 
+class WinnerBy(Spec):
+    """How the verdict picks a winner: compare this metric between the variants at a confidence
+    level. `metric` is a builtin metric (success-rate, latency-p99, ...) or the name of a metric in
+    the referenced analysis templates, measured per variant."""
+
+    metric: str = Field(min_length=1)
+    better: Literal["higher", "lower"]
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    min_samples: PositiveInt = Field(
+        default=200, alias="minSamples", description="Requests per variant before any verdict."
+    )
+
+
 class ABTestStrategy(Spec):
     variants: list[Variant] = Field(min_length=2, max_length=2)
     sticky_by: StickyKey = Field(default_factory=lambda: StickyKey(cookie="rollwise-variant"), alias="stickyBy")
     duration: Duration
-    analysis: RolloutAnalysis | None = None
+    winner_by: WinnerBy | None = Field(
+        default=None, alias="winnerBy", description="Without it there is no winner: onNoWinner decides."
+    )
+    analysis: RolloutAnalysis | None = Field(
+        default=None, description="Guardrails on the candidate: a failed run aborts the test."
+    )
     traffic_routing: TrafficRouting = Field(alias="trafficRouting")
     stable_service: DnsLabel | None = Field(default=None, alias="stableService")
     canary_service: DnsLabel | None = Field(default=None, alias="canaryService")

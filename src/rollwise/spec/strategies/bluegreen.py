@@ -10,8 +10,16 @@ class BlueGreenStrategy(Spec):
     """Run the new revision beside the old one, reachable on the preview service; switch the active
     service atomically once every preview replica is ready and pre-promotion analysis passed."""
 
-    active_service: DnsLabel = Field(alias="activeService")
-    preview_service: DnsLabel | None = Field(default=None, alias="previewService")
+    active_service: DnsLabel | None = Field(
+        default=None,
+        alias="activeService",
+        description="Service users reach; required on Kubernetes. The local proxy serves active on the rollout's port.",
+    )
+    preview_service: DnsLabel | None = Field(
+        default=None,
+        alias="previewService",
+        description="Service reaching the preview revision before promotion (locally: a preview port).",
+    )
     preview_replica_count: NonNegativeInt | None = Field(default=None, alias="previewReplicaCount")
     auto_promotion_enabled: bool = Field(default=True, alias="autoPromotionEnabled")
     auto_promotion_seconds: NonNegativeInt | None = Field(default=None, alias="autoPromotionSeconds")

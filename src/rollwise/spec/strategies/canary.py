@@ -42,7 +42,12 @@ class DynamicWeighting(Spec):
     max_step_weight: Weight = Field(default=50, alias="maxStepWeight")
     start_weight: Weight = Field(default=5, alias="startWeight")
     max_weight: Weight = Field(default=100, alias="maxWeight", description="Weight at which the canary is promoted.")
-    velocity: Literal["linear", "exponential"] = "exponential"
+    velocity: Literal["linear", "exponential"] = Field(
+        default="exponential",
+        description="How steps grow while evidence of health accumulates: linear adds minStepWeight per "
+        "healthy interval; exponential doubles the step each healthy interval. Both stay within "
+        "[minStepWeight, maxStepWeight].",
+    )
     interval: Duration = "30s"
     min_samples: PositiveInt = Field(
         default=100, alias="minSamples", description="Requests the canary must serve before any decision."

@@ -9,7 +9,8 @@ from rollwise.spec.traffic import TrafficRouting
 
 
 class ShadowCompare(Spec):
-    """How mirrored responses are compared with the ones users received."""
+    """How mirrored responses are compared with the ones users received. Only a router that sees
+    both answers can compare them (the local proxy); Envoy-based routers discard mirrored replies."""
 
     status: bool = True
     headers: list[str] | None = Field(default=None, description="Response headers that must match.")
@@ -18,6 +19,13 @@ class ShadowCompare(Spec):
         default=None,
         alias="ignoreBodyPaths",
         description="JSON paths (e.g. $.timestamp, $.items[*].id) left out of the body comparison.",
+    )
+    max_mismatch_rate: float = Field(
+        default=0.01,
+        alias="maxMismatchRate",
+        ge=0,
+        le=1,
+        description="Share of compared responses allowed to differ before the shadow phase fails.",
     )
 
 
@@ -33,7 +41,9 @@ class ShadowStrategy(Spec):
 
     mirror_percent: MirrorPercent = Field(default=100, alias="mirrorPercent")
     duration: Duration
-    compare: ShadowCompare = Field(default_factory=ShadowCompare)
+    compare: ShadowCompare | None = Field(
+        default=None, description="Compare mirrored responses with the primary's; absent: judge by analysis only."
+    )
     analysis: RolloutAnalysis | None = None
     traffic_routing: TrafficRouting = Field(alias="trafficRouting")
     stable_service: DnsLabel | None = Field(default=None, alias="stableService")
