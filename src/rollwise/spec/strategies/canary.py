@@ -29,7 +29,8 @@ class RiskLevels(Spec):
         default=0.01,
         ge=0,
         le=1,
-        description="Extra error rate of the canary over stable still judged healthy (0.01 = 1 point).",
+        description="Smallest increase of the canary's error rate over stable's that counts as harm "
+        "(0.01 = 1 point); healthy means no worse than stable.",
     )
 
 
