@@ -9,7 +9,7 @@ import sys
 import typer
 
 from rollwise import __version__
-from rollwise.cli import crds, lint
+from rollwise.cli import crds, lint, plan
 
 app = typer.Typer(
     name="rollwise",
@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 app.command("lint")(lint.lint)
 app.command("crds")(crds.crds)
+app.command("plan")(plan.plan)
 
 
 @app.command("version")

@@ -16,7 +16,18 @@ from rollwise.spec.workload import OpenObject
 Phase = Literal["Progressing", "Paused", "Healthy", "Degraded", "Aborted"]
 RunVerdict = Literal["Pending", "Running", "Successful", "Failed", "Error", "Inconclusive"]
 AbortMode = Literal["instant", "gradual", "freeze"]
-RunKind = Literal["step", "background", "prePromotion", "postPromotion", "shadow", "abTest", "dynamic"]
+RunKind = Literal[
+    "step",
+    "background",
+    "prePromotion",
+    "postPromotion",
+    "shadow",
+    "shadowCompare",
+    "abTest",
+    "abWinner",
+    "dynamic",
+    "gate",
+]
 
 
 class Condition(Spec):
