@@ -80,6 +80,9 @@ def make_handler(settings: Settings) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "rollwise-demo"
+        # Head and body go out in two writes; with Nagle the body would wait for the client's
+        # delayed ACK (~40 ms per keep-alive request).
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # per-request logging would dominate the cost of a demo request
