@@ -25,6 +25,8 @@ def check_rollout(c: Checker, ro: Rollout, templates: Templates) -> None:
     s: FieldPath = ("spec",)
     if spec.template is not None:
         check_workload(c, ro)
+    if spec.listen is not None and spec.process is None:
+        c.error(("spec", "listen"), "local platform only: on Kubernetes, Services decide where the rollout listens")
     st = spec.strategy
     sp: FieldPath = (*s, "strategy")
     if st.rolling_update is not None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -31,6 +31,16 @@ class FeatureFlagsRef(Spec):
     mount_path: str = Field(default="/etc/rollwise/flags", alias="mountPath", pattern=r"^/")
 
 
+class LocalListener(Spec):
+    """Local platform only: where Rollwise's proxy listens for this rollout on 127.0.0.1. Absent
+    ports are chosen free and shown by `rollwise get`. Changing them starts no new revision."""
+
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    preview_port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        default=None, alias="previewPort", description="Blue-green preview (and A/B candidate) listener."
+    )
+
+
 class RolloutSpec(Spec):
     exactly_one_of = ("template", "process", "workload_ref")
 
@@ -47,6 +57,7 @@ class RolloutSpec(Spec):
     paused: bool = False
     immutable: ImmutablePolicy = Field(default_factory=ImmutablePolicy)
     feature_flags: FeatureFlagsRef | None = Field(default=None, alias="featureFlags")
+    listen: LocalListener | None = None
 
 
 class Rollout(Spec):

@@ -190,6 +190,9 @@ class RolloutStatus(Spec):
     )
     progress_mark: str | None = Field(default=None, alias="progressMark")
     revisions: list[RevisionReplicas] | None = None
+    endpoints: dict[str, str] | None = Field(
+        default=None, description="Where users reach the rollout (local platform: main and preview URLs)."
+    )
     engine: OpenObject | None = Field(
         default=None, description="The engine's own memory between reconciles; not an interface."
     )
