@@ -155,3 +155,22 @@ def test_large_answer_streams_through(proxy: Proxy) -> None:
     assert resp.status == 200 and len(body) == size
     assert body[:512] == bytes(range(256)) * 2 and body[-1] == (size - 1) % 256
     assert get(conn)[0] == 200  # the connection is still in step
+
+
+def test_many_headers_hop_by_hop_and_connection_listed(proxy: Proxy) -> None:
+    lines = b"".join(b"X-Many-%d: value %d\r\n" % (i, i) for i in range(60))
+    req = (
+        b"GET /echo HTTP/1.1\r\nHost: t\r\n" + lines + b"Connection: keep-alive, X-Secret\r\nX-Secret: hop\r\n"
+        b"Keep-Alive: timeout=5\r\nTE: trailers\r\nX-Forwarded-For: 192.0.2.1\r\nX-Last: end\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
+        for _ in range(2):  # the connection stays usable
+            s.sendall(req)
+            head, _, body = read_one(s).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200")
+            headers = json.loads(body)["headers"]
+            names = [name for name, _ in headers]
+            assert [n for n in names if n.startswith("x-many-")] == [f"x-many-{i}" for i in range(60)]
+            assert ["x-many-59", "value 59"] in headers and ["x-last", "end"] in headers
+            assert not {"connection", "keep-alive", "te", "x-secret"} & set(names)
+            assert ["x-forwarded-for", "192.0.2.1, 127.0.0.1"] in headers

@@ -92,3 +92,20 @@ def test_bad_table_is_refused_and_the_old_one_kept(start_proxy: ProxyFactory, up
     assert get(proxy.connection())[:2] == (200, "a")
     status, doc = proxy.admin("PUT", "/routes", None)
     assert status == 400
+
+
+def test_a_table_without_weights_answers_503_until_something_can_serve(
+    start_proxy: ProxyFactory, upstreams: Upstreams
+) -> None:
+    # The engine's empty route table (a recreate's downtime): the proxy says nothing can serve.
+    proxy = start_proxy(table({"a": 100}, upstreams))
+    status, doc = proxy.swap({"upstreams": {}, "weights": {}})
+    assert status == 200, doc
+    conn = proxy.connection()
+    for _ in range(3):
+        code, _, body = get(conn)
+        assert code == 503 and b"no ready replica" in body
+    assert "(none)" not in proxy.stats()["revisions"]  # no revision served anything
+    assert proxy.swap({"upstreams": {}, "weights": {}, "routes": [{"revision": "a", "matches": []}]})[0] == 400
+    assert proxy.swap(table({"b": 100}, upstreams))[0] == 200
+    assert get(proxy.connection())[:2] == (200, "b")

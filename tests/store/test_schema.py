@@ -46,9 +46,16 @@ def test_state_files_are_private(store: Store, state_dir: Path) -> None:
 def test_migrates_an_empty_database(state_dir: Path) -> None:
     with Store.open(state_dir) as store:
         assert store.schema_version() == LATEST
-    assert {"rollouts", "revisions", "events", "analysis_runs", "measurements", "replicas", "flag_history"} <= tables(
-        db_path(state_dir)
-    )
+    assert {
+        "rollouts",
+        "revisions",
+        "events",
+        "analysis_runs",
+        "measurements",
+        "replicas",
+        "flag_history",
+        "resources",
+    } <= tables(db_path(state_dir))
     with sqlite3.connect(db_path(state_dir)) as conn:
         applied = [row[0] for row in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
     assert applied == list(range(1, LATEST + 1))
@@ -59,15 +66,21 @@ def test_migrates_from_the_previous_version_keeping_data(state_dir: Path) -> Non
         assert old.schema_version() == LATEST - 1
         old.apply_rollout("app", {"image": "v1"}, "image: v1\n")
         old.add_event("app", "Normal", "Applied", "first")
-    assert "flag_history" not in tables(db_path(state_dir))
+        old.add_measurement("app", "run-1", "success-rate", phase="Successful", value="1")
+    assert "resources" not in tables(db_path(state_dir))
 
     with Store.open(state_dir) as new:
         assert new.schema_version() == LATEST
         rollout = new.get_rollout("app")
         assert rollout is not None and rollout.spec == {"image": "v1"}
         assert [e.message for e in new.events("app")] == ["first"]
-        new.record_flag_change("demo", "banner", None, {"state": "ENABLED"}, "flags set banner on")
-        assert len(new.flag_history("demo")) == 1
+        assert new.run_state("app", "run-1") is None  # a run from before the column existed
+        new.save_run_state("app", "run-1", "Successful", "done", {"metrics": []})
+        assert new.run_state("app", "run-1") == {"metrics": []}
+        assert new.apply_resource("AnalysisTemplate", "default", "health", {"kind": "AnalysisTemplate"}, "") == (
+            1,
+            True,
+        )
 
 
 def test_reopening_at_the_latest_version_changes_nothing(state_dir: Path) -> None:

@@ -9,7 +9,8 @@ import sys
 import typer
 
 from rollwise import __version__
-from rollwise.cli import crds, lint, plan
+from rollwise.cli import apply, commands, crds, get, history, lint, logs, plan, setters, status, up
+from rollwise.cli.errors import CliError
 
 app = typer.Typer(
     name="rollwise",
@@ -21,6 +22,22 @@ app = typer.Typer(
 app.command("lint")(lint.lint)
 app.command("crds")(crds.crds)
 app.command("plan")(plan.plan)
+# The local platform.
+app.command("up")(up.up)
+app.command("down")(up.down)
+app.command("apply")(apply.apply)
+app.command("get")(get.get)
+app.command("list")(get.list_rollouts)
+app.command("status")(status.status)
+app.command("promote")(commands.promote)
+app.command("abort")(commands.abort)
+app.command("retry")(commands.retry)
+app.command("pause")(commands.pause)
+app.command("resume")(commands.resume)
+app.command("undo")(commands.undo)
+app.command("history")(history.history)
+app.command("logs")(logs.logs)
+app.add_typer(setters.app, name="set")
 
 
 @app.command("version")
@@ -34,6 +51,11 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except CliError as exc:
+        for line in exc.details:
+            typer.echo(line, err=True)
+        typer.echo(f"rollwise: {exc}", err=True)
+        sys.exit(1)
     except Exception as exc:  # the last line of defence: one line, not a traceback
         if os.environ.get("ROLLWISE_DEBUG"):
             raise

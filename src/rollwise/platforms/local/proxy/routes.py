@@ -77,9 +77,10 @@ class Mirror:
 
 @dataclass(frozen=True)
 class RouteTable:
-    """upstreams: revision -> ready replicas; weights: revision -> integer percent, summing to 100;
-    routes: ordered, the first route whose matches hold wins; sticky_cookie: when set, a user keeps
-    the revision first chosen for them by weight (the cookie's value names the revision)."""
+    """upstreams: revision -> ready replicas; weights: revision -> integer percent, summing to 100,
+    or empty (with no routes) when nothing can serve, which answers 503; routes: ordered, the first
+    route whose matches hold wins; sticky_cookie: when set, a user keeps the revision first chosen
+    for them by weight (the cookie's value names the revision)."""
 
     upstreams: Mapping[str, Sequence[Address]]
     weights: Mapping[str, int]
@@ -108,7 +109,10 @@ class RouteTable:
             total += weight
             if weight > 0 and not has_upstream(rev):
                 out.append(f"revision {rev!r} has weight {weight} but no ready upstream")
-        if total != 100:
+        # No weights at all is the engine's "nothing can serve" (a recreate's downtime, a stable
+        # revision without a ready replica): requests get a 503 that says so. Weights that are
+        # given must sum to 100.
+        if total != 100 and (self.weights or self.routes):
             out.append(f"weights must sum to 100 (got {total})")
 
         for i, route in enumerate(self.routes):

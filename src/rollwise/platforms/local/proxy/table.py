@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Generic, TypeVar
 from urllib.parse import parse_qsl
 
@@ -20,7 +20,28 @@ from rollwise.platforms.local.proxy.stats import MirrorStats, RevisionStats
 from rollwise.platforms.local.proxy.upstream import Pool
 
 T = TypeVar("T")
+# The revision named in 503s when the table routes to nothing (see compile_table).
+NOTHING = "(none)"
 Headers = list[tuple[bytes, bytes]]
+
+# The request header lines the client side acts on itself (all others are forwarded as received),
+# lower-cased. Content-Length and Transfer-Encoding are not among them: both are forwarded as
+# received (a chunked body is re-framed chunk by chunk, which keeps its transfer codings true).
+LINE_NAMES = frozenset(
+    {b"expect", b"x-forwarded-for", b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade"}
+)
+
+
+def head_scan(route_names: Iterable[bytes] = ()) -> re.Pattern[bytes]:
+    """A search of the lower-cased request head for lines named in LINE_NAMES or `route_names`,
+    or for the blank line that ends the head, whichever comes first. One search costs about a
+    nanosecond per byte of head; a Python call per header line, or capture groups in the pattern,
+    cost several times that."""
+    names = sorted(LINE_NAMES | set(route_names))
+    return re.compile(b"\\r\\n(?:\\r\\n|(?:" + b"|".join(re.escape(n) for n in names) + b"):)")
+
+
+DEFAULT_SCAN = head_scan()
 
 
 class Deck(Generic[T]):
@@ -210,9 +231,11 @@ class CompiledTable:
         "backends",
         "deck",
         "generation",
+        "head_scan",
         "header_names",
         "inspects",
         "mirror",
+        "plain",
         "routes",
         "source",
         "sticky",
@@ -234,6 +257,12 @@ class CompiledTable:
         # cookie: the lower-cased names they test. A request carrying none of them cannot match,
         # which the hot path learns without building a view.
         self.header_names: frozenset[bytes] | None = None
+        # The search the client side runs over each request head (see head_scan): it also finds
+        # the header_names above.
+        self.head_scan = DEFAULT_SCAN
+        # No mirror, and a request whose head has no line head_scan finds is routed by the deck:
+        # the client side's usual path applies (see ClientConnection.on_headers_complete).
+        self.plain = True
 
     def choose(self, headers: Headers, url: bytes) -> tuple[Backend, RequestView | None, bool]:
         """(revision, the view built on the way if any, whether to set the sticky cookie)."""
@@ -275,6 +304,10 @@ def compile_table(
     for rev, weight in table.weights.items():
         if weight > 0:
             cards += [out.backends[rev]] * weight
+    if not cards:
+        # Nothing can serve: every request draws a revision without replicas, which the hot path
+        # answers with a 503 naming it. Its counters are not kept: no revision served anything.
+        cards = [Backend(NOTHING, [], RevisionStats())] * 100
     out.deck = Deck(cards)
     out.routes = [([CompiledMatch(m) for m in r.matches], out.backends[r.revision]) for r in table.routes]
     if table.sticky_cookie is not None:
@@ -297,5 +330,10 @@ def compile_table(
     out.inspects = bool(out.routes) or out.sticky is not None or bool(out.mirror and out.mirror.matches)
     all_matches = [m for r in table.routes for m in r.matches] + list(table.mirror.matches if table.mirror else ())
     if out.sticky is None and all(not (m.cookies or m.query) for m in all_matches):
-        out.header_names = frozenset(c.name.lower().encode("latin-1") for m in all_matches for c in m.headers)
+        names = frozenset(c.name.lower().encode("latin-1") for m in all_matches for c in m.headers)
+        if not names & LINE_NAMES:
+            # (A rule on one of the lines the head builder acts on itself always builds a view.)
+            out.header_names = names
+            out.head_scan = head_scan(names)
+    out.plain = out.mirror is None and not (out.inspects and out.header_names is None)
     return out

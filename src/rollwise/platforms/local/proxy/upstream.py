@@ -2,8 +2,11 @@
 
 An `UpstreamConnection` carries one request at a time for a `Sink` (the client's exchange, or a
 mirror copy) and reports the answer through callbacks; it never parses more than one answer ahead
-because the proxy never pipelines upstream. Pools outlive route tables: a swap keeps the warm
-connections of replicas that stay, so a weight change costs no reconnects.
+because the proxy never pipelines upstream. The client's exchange is a `FastSink`: an answer whose
+head and end come in one read (the usual case) reaches it in one call, as received, once the
+connection is back in its pool; the parser has no on_header nor on_headers_complete callback.
+Pools outlive route tables: a swap keeps the warm connections of replicas that stay, so a weight
+change costs no reconnects.
 
 Timeouts are counted in ticks of one sweeper (see server.py) rather than a timer per request: a
 timer per request costs more than the rest of the bookkeeping."""
@@ -58,6 +61,24 @@ class Sink(Protocol):
 
     def upstream_writable(self, writable: bool) -> None:
         """Flow control: stop (False) or resume (True) feeding request bytes."""
+        ...
+
+
+class FastSink(Sink, Protocol):
+    """A sink that also takes a whole answer in one call (the client's exchange; a mirror copy is a
+    plain Sink). The upstream connection then skips the head's own callback and the separate
+    complete and flush steps in the usual case: an answer whose head and end came in one read."""
+
+    req_done: bool
+    buf: list[bytes]
+
+    def upstream_whole(self, status: int, raw: bytes) -> None:
+        """The whole answer, as received. The connection is back in its pool already."""
+        ...
+
+    def upstream_done(self) -> None:
+        """The answer ended, its head already given to upstream_head: write what is left, finish.
+        The connection is back in its pool already."""
         ...
 
 
@@ -163,8 +184,8 @@ class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "closed",
         "done",
+        "fast",
         "in_head",
-        "interim",
         "parser",
         "pool",
         "raw",
@@ -179,22 +200,26 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.sink: Sink | None = None
-        # Bytes of the answer received while its head is incomplete. The head is passed on as
-        # bytes rather than through per-header callbacks: one regex pass over it costs less than
-        # a Python call per header.
+        # The sink again when it is a FastSink (see Exchange._start), else None.
+        self.fast: FastSink | None = None
+        # Bytes of the answer received while its head was not given to the sink yet. The head is
+        # passed on as bytes rather than through callbacks: there is no on_header and no
+        # on_headers_complete, and the head is found in these bytes once the parser has checked
+        # it (at the answer's end if it comes in the same read, the usual case, else once the
+        # read is parsed).
         self.raw = b""
         self.in_head = False
         self.closed = False
         self.done = True
-        self.interim = False
         self.reused = False
         self.ticks = 0
 
     # --- used by sinks -------------------------------------------------------------------------
 
-    def send(self, sink: Sink, data: bytes) -> None:
-        """Start a request: `data` is at least its head."""
+    def send(self, sink: Sink, data: bytes, fast: FastSink | None = None) -> None:
+        """Start a request: `data` is at least its head. `fast`: the sink again if a FastSink."""
         self.sink = sink
+        self.fast = fast
         self.done = False
         self.ticks = 0
         self.in_head = True
@@ -236,6 +261,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self.ticks = 0
+        fast = self.fast
         if self.in_head:
             self.raw = self.raw + data if self.raw else data
         elif not self.done:
@@ -244,10 +270,33 @@ class UpstreamConnection(asyncio.Protocol):
             sink.upstream_body(data)
         try:
             self.parser.feed_data(data)
+            if self.in_head and not self.done:
+                self._head_only(sink)
         except httptools.HttpParserError as exc:
             self.abort()
             sink.upstream_failed("bad_response", f"invalid HTTP answer from {self.pool.label}: {exc}", False)
-        sink.upstream_flush()
+            return
+        if fast is None or not self.done:
+            # (A FastSink whose answer ended has written it already.)
+            sink.upstream_flush()
+
+    def _head_only(self, sink: Sink) -> None:
+        """After a read: give the sink the answer's head if it is whole, the rest to come."""
+        raw = self.raw
+        end = raw.find(b"\r\n\r\n")
+        if end < 0:
+            return  # the head goes on in the next read
+        self.in_head = False
+        self.raw = b""
+        status = self.parser.get_status_code()
+        if sink.is_head:
+            # llhttp does not know the request was HEAD and waits for the body its head
+            # announces: the answer is complete now, and the next one needs a fresh parser.
+            self.done = True
+            self._answer(sink, status, raw[: end + 4], self.parser.should_keep_alive())
+            self.parser = httptools.HttpResponseParser(self)
+            return
+        sink.upstream_head(status, raw[: end + 2], raw[end + 4 :])
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -271,63 +320,78 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- httptools callbacks -------------------------------------------------------------------
 
-    def on_headers_complete(self) -> None:
-        raw = self.raw
-        end = raw.find(b"\r\n\r\n")
-        head = raw[: end + 2]
-        self.raw = raw[end + 4 :]
-        status = self.parser.get_status_code()
-        if status < 200:
+    def on_message_complete(self) -> None:
+        parser = self.parser
+        status = parser.get_status_code()
+        if status < 200 and self.in_head:
             # 1xx interim answers (103 Early Hints, a stray 100) are not forwarded: the proxy
             # already answered Expect itself, and HTTP/1.0 clients must not see them.
-            self.interim = True
-            return
-        self.in_head = False
-        self.raw = b""
-        sink = self.sink
-        if sink is None:
-            return
-        if end < 0:
-            raise ValueError("answer head without CRLF CRLF")  # surfaces as bad_response
-        if sink.is_head or status == 204 or status == 304:
-            sink.upstream_head(status, head, b"")
-            # llhttp does not know the request was HEAD and would wait for the Content-Length it
-            # announces; the answer is complete now, and the next one needs a fresh parser.
-            self._complete()
-            self.parser = httptools.HttpResponseParser(self)
-            return
-        sink.upstream_head(status, head, raw[end + 4 :])
-
-    def on_message_complete(self) -> None:
-        if self.interim:
-            self.interim = False
+            raw = self.raw
+            self.raw = raw[raw.find(b"\r\n\r\n") + 4 :]
             return
         if self.done:
             return
-        # _complete, inlined: this runs for every answer.
         self.done = True
         sink = self.sink
         if sink is None:
             return
-        keep_alive = self.parser.should_keep_alive()
+        keep_alive = parser.should_keep_alive()
+        if self.in_head:
+            # The whole answer came in this read, the usual case.
+            self.in_head = False
+            raw = self.raw
+            self.raw = b""
+            self._answer(sink, status, raw, keep_alive)
+            return
+        fast = self.fast
+        if fast is not None:
+            self._release(keep_alive and fast.req_done and not fast.buf)
+            fast.upstream_done()
+        else:
+            sent_all = sink.upstream_complete()
+            self._release(keep_alive and sent_all)
+
+    def _answer(self, sink: Sink, status: int, raw: bytes, keep_alive: bool) -> None:
+        """A whole answer (`raw`, as received): to the sink, and the connection back to its pool."""
+        fast = self.fast
+        if fast is not None:
+            # The exchange is told once the connection is back in its pool, so that a request
+            # pipelined behind it can have this connection. (_release, inlined.)
+            pool = self.pool
+            pool.busy.discard(self)
+            self.sink = self.fast = None
+            if (
+                keep_alive
+                and fast.req_done
+                and not fast.buf
+                and not self.closed
+                and not pool.retired
+                and len(pool.idle) < pool.max_idle
+            ):
+                self.ticks = 0
+                self.reused = True
+                pool.idle.append(self)
+            else:
+                self.close()
+            fast.upstream_whole(status, raw)
+            return
+        end = raw.find(b"\r\n\r\n")
+        if end < 0:
+            raise ValueError("answer head without CRLF CRLF")  # surfaces as bad_response
+        sink.upstream_head(status, raw[: end + 2], raw[end + 4 :])
         sent_all = sink.upstream_complete()
-        # Pool.release's usual case, inlined.
+        # The sink may still be flushed by data_received (it kept its own reference).
+        self._release(keep_alive and sent_all)
+
+    def _release(self, reusable: bool) -> None:
+        # Pool.release, inlined.
         pool = self.pool
         pool.busy.discard(self)
         self.sink = None
-        if keep_alive and sent_all and not self.closed and not pool.retired and len(pool.idle) < pool.max_idle:
+        self.fast = None
+        if reusable and not self.closed and not pool.retired and len(pool.idle) < pool.max_idle:
             self.ticks = 0
             self.reused = True
             pool.idle.append(self)
         else:
             self.close()
-
-    def _complete(self) -> None:
-        self.done = True
-        sink = self.sink
-        keep_alive = self.parser.should_keep_alive()
-        if sink is None:
-            return
-        sent_all = sink.upstream_complete()
-        # The sink may still be flushed by data_received (it kept its own reference).
-        self.pool.release(self, keep_alive and sent_all)

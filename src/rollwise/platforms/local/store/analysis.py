@@ -6,7 +6,9 @@ with it)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +49,33 @@ def ensure_run(conn: sqlite3.Connection, rollout: str, run: str, phase: str, now
     )
     assert cursor.lastrowid is not None
     return cursor.lastrowid
+
+
+def save_state(
+    conn: sqlite3.Connection,
+    rollout: str,
+    run: str,
+    phase: str,
+    message: str | None,
+    state: Mapping[str, Any],
+    now: datetime,
+    keep_runs: int,
+) -> None:
+    """The run's phase and message, with what a restarted control plane needs to resume it."""
+    ensure_run(conn, rollout, run, phase, now, keep_runs)
+    conn.execute(
+        "UPDATE analysis_runs SET phase = ?, message = ?, state_json = ?, updated_at = ?"
+        " WHERE rollout = ? AND name = ?",
+        (phase, message, codec.canonical(dict(state)), codec.stamp(now), rollout, run),
+    )
+
+
+def load_state(conn: sqlite3.Connection, rollout: str, run: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT state_json FROM analysis_runs WHERE rollout = ? AND name = ?", (rollout, run)).fetchone()
+    if row is None or row[0] is None:
+        return None
+    value: dict[str, Any] = json.loads(row[0])
+    return value
 
 
 def get_run(conn: sqlite3.Connection, rollout: str, run: str) -> AnalysisRunRecord | None:

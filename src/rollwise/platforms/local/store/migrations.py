@@ -126,6 +126,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX flag_history_by_flag ON flag_history (flagset, flag, id)",
         ),
     ),
+    Migration(
+        5,
+        "other applied resources, and the state of analysis runs",
+        (
+            # AnalysisTemplates, ClusterAnalysisTemplates and FlagSets as applied; a cluster-scoped
+            # kind has namespace ''. No foreign key: rollouts refer to templates by name only, and
+            # a template may be applied before or after the rollouts using it.
+            """CREATE TABLE resources (
+                kind TEXT NOT NULL CHECK (kind <> ''),
+                namespace TEXT NOT NULL,
+                name TEXT NOT NULL CHECK (name <> ''),
+                spec_json TEXT NOT NULL CHECK (json_valid(spec_json)),
+                spec_yaml TEXT NOT NULL,
+                generation INTEGER NOT NULL CHECK (generation >= 1),
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (kind, namespace, name)
+            ) STRICT""",
+            # What a restarted control plane needs to resume a run where it was (the run's request
+            # and its measurement state machine), as one JSON object.
+            "ALTER TABLE analysis_runs ADD COLUMN state_json TEXT CHECK (state_json IS NULL OR json_valid(state_json))",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

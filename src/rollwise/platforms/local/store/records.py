@@ -59,6 +59,26 @@ class RolloutRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ResourceRecord:
+    """An applied AnalysisTemplate, ClusterAnalysisTemplate or FlagSet (namespace '' when
+    cluster-scoped). `spec_json` is the whole resource as applied, not only its spec."""
+
+    kind: str
+    namespace: str
+    name: str
+    spec_json: str
+    spec_yaml: str
+    generation: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def document(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.spec_json)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
 class RevisionRecord:
     rollout: str
     hash: str

@@ -16,7 +16,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from rollwise.platforms.local.store import analysis, codec, events, flags, migrations, replicas, revisions, rollouts
+from rollwise.platforms.local.store import (
+    analysis,
+    codec,
+    events,
+    flags,
+    migrations,
+    replicas,
+    resources,
+    revisions,
+    rollouts,
+)
 from rollwise.platforms.local.store.connection import Session, connect, is_busy
 from rollwise.platforms.local.store.errors import StoreBusyError
 from rollwise.platforms.local.store.records import (
@@ -27,6 +37,7 @@ from rollwise.platforms.local.store.records import (
     FlagChange,
     MeasurementRecord,
     ReplicaRecord,
+    ResourceRecord,
     Retention,
     RevisionRecord,
     RolloutRecord,
@@ -161,6 +172,27 @@ class Store:
         with self._session.write() as conn:
             return rollouts.delete(conn, name)
 
+    # --- other resources (analysis templates, flag sets) -------------------------------------------
+
+    def apply_resource(
+        self, kind: str, namespace: str, name: str, document: Mapping[str, Any] | str, yaml_text: str
+    ) -> ApplyResult:
+        """Create or update a resource other than a Rollout (namespace '' for a cluster-scoped one)."""
+        with self._session.write() as conn:
+            return resources.apply(conn, kind, namespace, name, document, yaml_text, self._clock())
+
+    def get_resource(self, kind: str, namespace: str, name: str) -> ResourceRecord | None:
+        with self._session.read() as conn:
+            return resources.get(conn, kind, namespace, name)
+
+    def list_resources(self, kind: str | None = None) -> list[ResourceRecord]:
+        with self._session.read() as conn:
+            return resources.list_all(conn, kind)
+
+    def delete_resource(self, kind: str, namespace: str, name: str) -> bool:
+        with self._session.write() as conn:
+            return resources.delete(conn, kind, namespace, name)
+
     # --- revisions ----------------------------------------------------------------------------------
 
     def record_revision(self, rollout: str, hash: str, template: Mapping[str, Any] | str) -> RevisionRecord:
@@ -210,6 +242,17 @@ class Store:
     def analysis_runs(self, rollout: str) -> list[AnalysisRunRecord]:
         with self._session.read() as conn:
             return analysis.runs(conn, rollout)
+
+    def save_run_state(self, rollout: str, run: str, phase: str, message: str | None, state: Mapping[str, Any]) -> None:
+        """Phase and message of a run, with the JSON state a restarted control plane resumes it from."""
+        with self._session.write() as conn:
+            analysis.save_state(
+                conn, rollout, run, phase, message, state, self._clock(), self.retention.runs_per_rollout
+            )
+
+    def run_state(self, rollout: str, run: str) -> dict[str, Any] | None:
+        with self._session.read() as conn:
+            return analysis.load_state(conn, rollout, run)
 
     def add_measurement(
         self,
