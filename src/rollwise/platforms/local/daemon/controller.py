@@ -25,6 +25,7 @@ from rollwise.platforms.local.daemon.jobs import JobEnv
 from rollwise.platforms.local.daemon.observe import observe
 from rollwise.platforms.local.daemon.proxies import Proxies, ProxyError
 from rollwise.platforms.local.daemon.traffic import ProxyTraffic
+from rollwise.platforms.local.daemon.waiting import wait_event
 from rollwise.platforms.local.store import (
     EventType,
     RolloutNotFoundError,
@@ -85,8 +86,7 @@ class Worker:
         while True:
             delay = self.next_at - time.monotonic()
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), timeout=delay)
+                await wait_event(self.wakeup, delay)
             self.wakeup.clear()
             async with self.lock:
                 await self.reconcile_once()

@@ -6,7 +6,6 @@ needs to be resumed by a restarted control plane in `state()`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from rollwise.analysis.run import AnalysisRunState
 from rollwise.analysis.timestamps import utc_now
 from rollwise.engine import AnalysisRunRequest
 from rollwise.platforms.local.daemon.traffic import ProxyTraffic
+from rollwise.platforms.local.daemon.waiting import wait_event
 from rollwise.spec.analysis import AnalysisRunStatus, Argument, Metric, Verdict
 
 FINAL: frozenset[Verdict] = frozenset({"Successful", "Failed", "Error", "Inconclusive"})
@@ -145,8 +145,7 @@ class TemplateJob:
             delay = 1.0 if wake is None else (wake - now).total_seconds()
             if delay > 0:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                await wait_event(self._wake, delay)
                 continue
             await env.refresh()
             measured = await measure_due(self.machine, args, context, env.providers)

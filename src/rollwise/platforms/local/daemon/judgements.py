@@ -9,7 +9,6 @@ on when it shows, not at the end of an interval."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from rollwise.analysis.timestamps import format_time, parse_time
 from rollwise.engine import AnalysisRunRequest
 from rollwise.platforms.local.daemon.jobs import JobEnv, MeasurementOut, Report
 from rollwise.platforms.local.daemon.traffic import MirrorCounts
+from rollwise.platforms.local.daemon.waiting import wait_event
 from rollwise.spec.analysis import Verdict
 from rollwise.spec.common import duration_seconds
 
@@ -85,9 +85,7 @@ class Judgement:
         report([])
         ticks = 0
         while self._phase == "Running":
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=self.period)
-            if self._stop.is_set():
+            if await wait_event(self._stop, self.period):
                 return
             await self.env.refresh()
             outcome = self.evaluate(self.env.clock())
