@@ -14,7 +14,6 @@ import typer
 from rollwise.cli.errors import CliError
 from rollwise.cli.local_client import Client, error_of
 from rollwise.cli.options import DEFAULT_DIR, StateDir
-from rollwise.lint import expand, lint_paths
 
 
 def apply(
@@ -22,6 +21,8 @@ def apply(
     state_dir: StateDir = Path(DEFAULT_DIR),
 ) -> None:
     """Create or update the resources in FILE(s) on the local control plane."""
+    from rollwise.lint import expand, lint_paths  # here: every CLI verb loads this module
+
     paths = expand(files)
     if not paths:
         raise typer.BadParameter("no YAML files found", param_hint="--file")

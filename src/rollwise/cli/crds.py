@@ -5,13 +5,13 @@ from typing import Annotated
 import typer
 import yaml
 
-from rollwise.spec.crd import all_crds
-
 
 def crds(
     kind: Annotated[str | None, typer.Option("--kind", help="Only this kind's CRD, e.g. Rollout.")] = None,
 ) -> None:
     """Print the CustomResourceDefinitions (apply with `rollwise crds | kubectl apply -f -`)."""
+    from rollwise.spec.crd import all_crds  # here: every CLI verb loads this module
+
     docs = all_crds()
     if kind is not None:
         docs = [d for d in docs if d["spec"]["names"]["kind"].lower() == kind.lower()]

@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from rollwise.lint import expand, lint_paths
-
 
 def lint(
     files: Annotated[list[Path], typer.Argument(help="YAML files, or folders to search for them.", show_default=False)],
@@ -15,6 +13,8 @@ def lint(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only, no warnings or summary.")] = False,
 ) -> None:
     """Check Rollouts, AnalysisTemplates and FlagSets. Exit 0 when clean, 1 with errors."""
+    from rollwise.lint import expand, lint_paths  # here: every CLI verb loads this module
+
     if output not in ("text", "json"):
         raise typer.BadParameter("must be text or json", param_hint="--output")
     if not expand(files):

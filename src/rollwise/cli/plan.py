@@ -5,15 +5,13 @@ where every replica is ready at once, every analysis passes and a human promotes
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rollwise.engine.simulate import Moment, Simulation, simulate, steps_at
-from rollwise.engine.steps import describe
-from rollwise.spec.loader import load_file
-from rollwise.spec.problems import SpecError
-from rollwise.spec.rollout import Rollout
+if TYPE_CHECKING:
+    from rollwise.engine.simulate import Moment, Simulation
+    from rollwise.spec.rollout import Rollout
 
 
 def plan(
@@ -23,6 +21,12 @@ def plan(
     ] = False,
 ) -> None:
     """Print the step-by-step plan of each Rollout in FILE (weights, replicas, pauses, analysis)."""
+    # Imported here, not above: every CLI verb loads this module, few of them need the engine.
+    from rollwise.engine.simulate import simulate
+    from rollwise.spec.loader import load_file
+    from rollwise.spec.problems import SpecError
+    from rollwise.spec.rollout import Rollout
+
     try:
         loaded, _ = load_file(file)
     except SpecError as exc:
@@ -80,6 +84,9 @@ def describe_strategy(ro: Rollout) -> str:
 def _passed(sim: Simulation, previous: Moment | None, m: Moment) -> list[tuple[str, str, str, str, str]]:
     """Steps the engine went through within one reconcile: they take effect together with the
     step shown after them, so they get a line but no state of their own."""
+    from rollwise.engine.simulate import steps_at
+    from rollwise.engine.steps import describe
+
     steps = steps_at(sim.rollout, m.stage)
     if not steps or m.index is None:
         return []

@@ -13,7 +13,6 @@ from rich.live import Live
 from rollwise.cli.errors import CliError
 from rollwise.cli.local_client import Client, rollout_path
 from rollwise.cli.options import DEFAULT_DIR, StateDir
-from rollwise.cli.status_view import render
 
 DONE = ("Healthy", "Aborted")
 
@@ -25,6 +24,8 @@ def status(
     state_dir: StateDir = Path(DEFAULT_DIR),
 ) -> None:
     """Show a rollout's steps, traffic, replicas and analysis; -w to follow it."""
+    from rollwise.cli.status_view import render  # here: the spec models cost more than the rest
+
     client = Client(state_dir)
     path = rollout_path(name)
     console = Console()

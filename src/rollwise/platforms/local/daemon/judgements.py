@@ -12,10 +12,9 @@ import asyncio
 import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollwise.analysis.providers.builtin import TrafficCounts
-from rollwise.analysis.reports import VariantData, ab_report_by
 from rollwise.analysis.sequential import Evidence, WindowCounts, decide, wilson_bounds
 from rollwise.analysis.timestamps import format_time, parse_time
 from rollwise.engine import AnalysisRunRequest
@@ -24,6 +23,9 @@ from rollwise.platforms.local.daemon.traffic import MirrorCounts
 from rollwise.platforms.local.daemon.waiting import wait_event
 from rollwise.spec.analysis import Verdict
 from rollwise.spec.common import duration_seconds
+
+if TYPE_CHECKING:
+    from rollwise.analysis.reports import VariantData
 
 KEEP_MEASUREMENTS = 10
 PERSIST_EVERY = 5
@@ -237,6 +239,10 @@ class WinnerJudgement(Judgement):
                 f"collecting: control {control.requests}, candidate {candidate.requests} of {need} requests each",
                 None,
             )
+        # Imported when needed: the report's statistics (scipy) take a second to load, which
+        # every start of the control plane would pay for a judgement only A/B tests use.
+        from rollwise.analysis.reports import ab_report_by
+
         try:
             report = ab_report_by(winner_by, _variant("control", control), _variant("candidate", candidate))
         except ValueError as exc:
@@ -249,6 +255,8 @@ class WinnerJudgement(Judgement):
 
 
 def _variant(name: str, counts: TrafficCounts) -> VariantData:
+    from rollwise.analysis.reports import VariantData
+
     return VariantData(name, counts.requests, min(counts.errors, counts.requests), _latency_samples(counts))
 
 
