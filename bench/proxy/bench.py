@@ -140,8 +140,34 @@ def nginx(name: str, conf: str, workdir: Path, core: str) -> Proc:
     return Proc(name, ["nginx", "-p", str(d), "-c", str(d / "nginx.conf"), "-e", "stderr"], core, d / "log")
 
 
+# Browser-like request headers, none of which either proxy acts on (`--headers N` sends Host plus
+# the first N-1): a proxy's cost per header shows up only when requests carry several.
+BROWSER_HEADERS = [
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0",
+    "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language: en-US,en;q=0.9",
+    "Accept-Encoding: gzip, deflate, br",
+    "Cookie: a=1; b=2; session=abcdef0123456789abcdef",
+    "Referer: http://www.example.com/products",
+    "Upgrade-Insecure-Requests: 1",
+    "Sec-Fetch-Dest: document",
+    "Sec-Fetch-Mode: navigate",
+    "Sec-Fetch-Site: same-origin",
+    "Sec-Fetch-User: ?1",
+    "Cache-Control: max-age=0",
+    "DNT: 1",
+    "Pragma: no-cache",
+]
+EXTRA_HEADERS: list[str] = []
+
+
+def header_args(flag: str) -> list[str]:
+    return [a for h in EXTRA_HEADERS for a in (flag, h)]
+
+
 def wrk(port: int, connections: int, seconds: float) -> dict[str, Any]:
     argv = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    argv += header_args("-H")
     out = subprocess.run([*argv, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
 
     def ms(label: str) -> float:
@@ -170,6 +196,7 @@ def hey(port: int, rate: int, connections: int, seconds: float) -> dict[str, Any
     its peers idle, and it then also pays to wake them on every write)."""
     per_worker = max(1, rate // connections)
     argv = ["taskset", "-c", LOAD_CORE, "hey", "-z", f"{seconds:g}s", "-c", str(connections), "-q", str(per_worker)]
+    argv += header_args("-H")
     out = subprocess.run([*argv, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
 
     def ms(label: str) -> float:
@@ -256,12 +283,22 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=8000, help="fixed-rate phase (hey, 50 connections); 0 skips it")
     ap.add_argument("--connections", default="50,200")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument(
+        "--headers",
+        type=int,
+        default=1,
+        choices=range(1, len(BROWSER_HEADERS) + 2),
+        metavar=f"1..{len(BROWSER_HEADERS) + 1}",
+        help="request headers per request: Host plus browser-like ones (default 1: Host only)",
+    )
     args = ap.parse_args()
+    EXTRA_HEADERS[:] = BROWSER_HEADERS[: args.headers - 1]
     for tool in ("nginx", "wrk", "taskset"):
         if shutil.which(tool) is None:
             sys.exit(f"bench: {tool} is not installed (run bench/proxy/run.sh)")
 
     info = machine()
+    info["request_headers"] = str(args.headers)
     work = Path(tempfile.mkdtemp(prefix="rollwise-bench-"))
     stable, canary, ours_port, nginx_port, floor_port = (free_port() for _ in range(5))
     routes = {
@@ -329,7 +366,8 @@ def main() -> None:
         f"load average before/after: {info['loadavg_before']} / {info['loadavg_after']}",
         f"split check (2,000 requests, one keep-alive connection): {json.dumps(checks)}",
         "",
-        f"{args.rounds} interleaved rounds of {args.duration:g} s per proxy and connection count",
+        f"{args.rounds} interleaved rounds of {args.duration:g} s per proxy and connection count, "
+        f"{args.headers} request header(s) per request",
         "",
         "| proxy | load | req/s | CPU µs/req | per round | proxy core busy | p50 ms | p99 ms | non-2xx |",
         "|---|---|---|---|---|---|---|---|---|",
