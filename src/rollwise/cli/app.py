@@ -9,7 +9,7 @@ import sys
 import typer
 
 from rollwise import __version__
-from rollwise.cli import apply, commands, crds, get, history, lint, logs, plan, setters, status, up
+from rollwise.cli import apply, commands, crds, get, history, install, lint, logs, plan, setters, status, up
 from rollwise.cli.errors import CliError
 
 app = typer.Typer(
@@ -38,6 +38,8 @@ app.command("undo")(commands.undo)
 app.command("history")(history.history)
 app.command("logs")(logs.logs)
 app.add_typer(setters.app, name="set")
+# Kubernetes.
+app.command("install")(install.install)
 
 
 @app.command("version")
