@@ -1,0 +1,87 @@
+"""Rollouts of the demo app for the tests under load: one per strategy, with pauses that wait for
+a promote (the tests promote once the load generator has counted enough answers) rather than
+for a time, and no analysis unless a test wants one."""
+
+from __future__ import annotations
+
+
+def _rollout(name: str, version: str, strategy: str, *, replicas: int = 2, latency_ms: int = 0, extra: str = "") -> str:
+    return f"""
+apiVersion: rollwise.dev/v1alpha1
+kind: Rollout
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}{extra}
+  process:
+    command: [rollwise-demo]
+    env:
+      DEMO_VERSION: "{version}"
+      DEMO_LATENCY_MS: "{latency_ms}"
+    terminationGracePeriodSeconds: 5
+  strategy:
+{strategy}
+"""
+
+
+def recreate(name: str, version: str) -> str:
+    return _rollout(name, version, "    recreate: {}")
+
+
+def rolling(name: str, version: str) -> str:
+    strategy = """    rollingUpdate:
+      maxSurge: 1
+      maxUnavailable: 0"""
+    return _rollout(name, version, strategy, replicas=3)
+
+
+def blue_green(name: str, version: str) -> str:
+    strategy = """    blueGreen:
+      autoPromotionEnabled: false
+      scaleDownDelaySeconds: 2"""
+    return _rollout(name, version, strategy)
+
+
+def canary(name: str, version: str, weights: tuple[int, ...] = (20, 50)) -> str:
+    steps = "".join(f"\n        - setWeight: {w}\n        - pause: {{}}" for w in weights)
+    strategy = f"""    canary:
+      trafficRouting:
+        local: {{}}
+      steps:{steps}"""
+    return _rollout(name, version, strategy)
+
+
+def shadow(name: str, version: str, *, percent: int, latency_ms: int = 0, duration: str = "10m") -> str:
+    strategy = f"""    shadow:
+      trafficRouting:
+        local: {{}}
+      mirrorPercent: {percent}
+      duration: {duration}
+      compare:
+        headers: [Content-Type]
+        ignoreBodyPaths: [$.version]"""
+    return _rollout(name, version, strategy, latency_ms=latency_ms)
+
+
+# Requests with this header go to the candidate, whatever the weights.
+AB_HEADER = ("x-variant", "candidate")
+
+
+def ab_test(name: str, version: str, *, weight: int = 30) -> str:
+    strategy = f"""    abTest:
+      trafficRouting:
+        local: {{}}
+      duration: 10m
+      stickyBy:
+        cookie: load-variant
+      variants:
+        - name: control
+          role: control
+        - name: candidate
+          role: candidate
+          weight: {weight}
+          match:
+            - headers:
+                - name: {AB_HEADER[0]}
+                  exact: {AB_HEADER[1]}"""
+    return _rollout(name, version, strategy)

@@ -1,0 +1,197 @@
+"""Acceptance under load for the strategies that split traffic by weight, match or mirror:
+canary, A/B and shadow. A load of 250 requests/s goes through the proxy from before the update
+until the last replica of the losing revision has stopped; not one request may fail because of
+the platform (no connection error, no 502/503/504), and the traffic must split as the route
+table says: each canary step's share within 3 points of its weight over at least 2,000 requests,
+every request matching an A/B rule on its variant, the mirrored share within 3 points of the
+mirror percent. Each update ends in an abort, so traffic also moves back under load."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.local import load_specs
+from tests.local.load import LoadGenerator, Sample, proxy_admin, rate_of, settled, share
+from tests.local.plane import Plane
+from tests.procs import wait_for
+
+RATE = 250.0
+PER_STEP = 2000
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+    p = Plane(Path(tmp_path_factory.mktemp("load")) / "state").start()
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def start(plane: Plane, name: str, text: str) -> str:
+    plane.apply(text)
+    return str(plane.wait(name, lambda s: s["phase"] == "Healthy", f"{name} v1 healthy")["stableRevision"])
+
+
+def assert_served_by_platform(samples: list[Sample], what: str) -> None:
+    failures = LoadGenerator.platform_failures(samples)
+    assert not failures, f"{what}: {sum(failures.values())} of {len(samples)} requests failed: {failures}"
+    assert rate_of(samples) >= 200, f"{what}: only {rate_of(samples):.0f} requests/s"
+
+
+def test_canary_shares_and_abort_under_load(plane: Plane) -> None:
+    name = "load-canary"
+    v1 = start(plane, name, load_specs.canary(name, "v1"))
+    with LoadGenerator(*plane.endpoint(name), rate=RATE) as load:
+        load.wait_count_since(0, 50, timeout=30)
+        begin = time.monotonic()
+        plane.apply(load_specs.canary(name, "v2"))
+        v2 = plane.summary(name)["currentRevision"]
+        for weight in (20, 50):
+            plane.wait(
+                name,
+                lambda s, w=weight: s["phase"] == "Paused" and s["weights"] == {v1: 100 - w, v2: w},
+                f"paused at {weight}%",
+            )
+            mark = time.monotonic()
+            step = load.wait_count_since(mark, PER_STEP, timeout=60)
+            observed = share(step, "v2")
+            print(f"canary at {weight}%: v2 served {observed:.2f}% of {len(step)} requests")
+            assert abs(observed - weight) <= 3, (weight, observed, LoadGenerator.versions(step))
+            assert set(LoadGenerator.versions(step)) == {"v1", "v2"}
+            if weight == 20:
+                status, doc = plane.command(name, "promote")
+                assert status == 200, doc
+        status, doc = plane.command(name, "abort")
+        assert status == 200, doc
+        plane.wait(name, lambda s: s["phase"] == "Aborted" and s["weights"] == {v1: 100}, "aborted")
+        settled(plane, name, v1, 2)
+        mark = time.monotonic()
+        after = load.wait_count_since(mark, 100, timeout=30)
+        end = time.monotonic()
+    window = load.since(begin, end)
+    print(f"canary: {len(window)} requests at {rate_of(window):.0f}/s during the update and its abort")
+    assert_served_by_platform(window, "canary")
+    assert set(LoadGenerator.versions(after)) == {"v1"}
+
+
+def test_ab_rules_and_weights_and_abort_under_load(plane: Plane) -> None:
+    name = "load-ab"
+    v1 = start(plane, name, load_specs.ab_test(name, "v1"))
+    header, value = load_specs.AB_HEADER
+
+    def tag_every_fourth(i: int) -> dict[str, str] | None:
+        return {header: value} if i % 4 == 0 else None
+
+    with LoadGenerator(*plane.endpoint(name), rate=RATE, headers_for=tag_every_fourth) as load:
+        load.wait_count_since(0, 50, timeout=30)
+        begin = time.monotonic()
+        plane.apply(load_specs.ab_test(name, "v2"))
+        v2 = plane.summary(name)["currentRevision"]
+        plane.wait(name, lambda s: s["weights"] == {v1: 70, v2: 30}, "the experiment running")
+        mark = time.monotonic()
+        during = load.wait_count_since(mark, PER_STEP, timeout=60)
+        tagged = [s for s in during if s.tagged]
+        untagged = [s for s in during if not s.tagged]
+        print(
+            f"A/B: {len(tagged)} requests matching the rule, {LoadGenerator.versions(tagged)}; "
+            f"others: v2 served {share(untagged, 'v2'):.2f}% of {len(untagged)}"
+        )
+        assert tagged and {s.version for s in tagged} == {"v2"}, LoadGenerator.versions(tagged)
+        assert abs(share(untagged, "v2") - 30) <= 3, LoadGenerator.versions(untagged)
+        status, doc = plane.command(name, "abort")
+        assert status == 200, doc
+        plane.wait(name, lambda s: s["phase"] == "Aborted" and s["weights"] == {v1: 100}, "aborted")
+        settled(plane, name, v1, 2)
+        mark = time.monotonic()
+        after = load.wait_count_since(mark, 100, timeout=30)
+        end = time.monotonic()
+    window = load.since(begin, end)
+    print(f"A/B: {len(window)} requests at {rate_of(window):.0f}/s during the test and its abort")
+    assert_served_by_platform(window, "A/B")
+    assert {s.version for s in after} == {"v1"}  # the abort removed the rule too
+
+
+def mirror_counts(plane: Plane, name: str, revision: str) -> tuple[int, int, int]:
+    """(requests the proxy routed, copies it mirrored to `revision`, copies it dropped)."""
+    stats = plane_stats(plane, name)
+    routed = sum(sum(r["requests"].values()) + sum(r["platformErrors"].values()) for r in stats["revisions"].values())
+    mirror = stats["mirrors"].get(revision) or {"sent": 0, "dropped": {}}
+    return routed, int(mirror["sent"]), sum(mirror["dropped"].values())
+
+
+def plane_stats(plane: Plane, name: str) -> dict[str, Any]:
+    return proxy_admin(plane, name).stats()
+
+
+def mirroring(plane: Plane, name: str, revision: str) -> None:
+    def check() -> bool:
+        _, table = proxy_admin(plane, name).routes()
+        return table is not None and table.mirror is not None and table.mirror.revision == revision
+
+    wait_for(check, timeout=90, what=f"the proxy of {name} mirroring to {revision}")
+
+
+def test_shadow_mirrored_share_and_abort_under_load(plane: Plane) -> None:
+    name = "load-shadow"
+    v1 = start(plane, name, load_specs.shadow(name, "v1", percent=50))
+    with LoadGenerator(*plane.endpoint(name), rate=RATE) as load:
+        load.wait_count_since(0, 50, timeout=30)
+        begin = time.monotonic()
+        plane.apply(load_specs.shadow(name, "v2", percent=50))
+        v2 = plane.summary(name)["currentRevision"]
+        mirroring(plane, name, v2)
+        routed0, sent0, dropped0 = mirror_counts(plane, name, v2)
+        mark = time.monotonic()
+        during = load.wait_count_since(mark, PER_STEP, timeout=60)
+        routed1, sent1, dropped1 = mirror_counts(plane, name, v2)
+        mirrored = 100.0 * (sent1 - sent0) / (routed1 - routed0)
+        print(f"shadow at 50%: {mirrored:.2f}% of {routed1 - routed0} requests mirrored, {dropped1 - dropped0} dropped")
+        assert abs(mirrored - 50) <= 3
+        assert {s.version for s in during} == {"v1"}  # the shadow serves nobody
+        status, doc = plane.command(name, "abort")
+        assert status == 200, doc
+        plane.wait(name, lambda s: s["phase"] == "Aborted", "aborted")
+        settled(plane, name, v1, 2)
+        mark = time.monotonic()
+        load.wait_count_since(mark, 100, timeout=30)
+        end = time.monotonic()
+    window = load.since(begin, end)
+    print(f"shadow: {len(window)} requests at {rate_of(window):.0f}/s during the shadow phase and its abort")
+    assert_served_by_platform(window, "shadow")
+    assert {s.version for s in window} == {"v1"}
+
+
+def test_a_slow_shadow_never_delays_users(plane: Plane) -> None:
+    """The shadow takes 1 s per answer; mirroring is fire-and-forget, so no user's request (nor the
+    next one on the same kept-alive connection) waits for it. The p99 comparison with and without
+    mirroring is a benchmark (bench/mirror), not a timed assertion on a shared machine."""
+    name = "load-slow-shadow"
+    v1 = start(plane, name, load_specs.shadow(name, "v1", percent=100))
+    with LoadGenerator(*plane.endpoint(name), rate=RATE) as load:
+        load.wait_count_since(0, 50, timeout=30)
+        plane.apply(load_specs.shadow(name, "v2", percent=100, latency_ms=1000))
+        v2 = plane.summary(name)["currentRevision"]
+        mirroring(plane, name, v2)
+        _, sent0, _ = mirror_counts(plane, name, v2)
+        mark = time.monotonic()
+        during = load.wait_count_since(mark, 1000, timeout=60)
+        _, sent1, dropped = mirror_counts(plane, name, v2)
+        status, doc = plane.command(name, "abort")
+        assert status == 200, doc
+        plane.wait(name, lambda s: s["phase"] == "Aborted", "aborted")
+        settled(plane, name, v1, 2)
+    latencies = sorted(s.latency for s in during)
+    p99, worst = latencies[int(len(latencies) * 0.99)], latencies[-1]
+    print(
+        f"slow shadow: {len(during)} requests, {sent1 - sent0} mirrored to a 1 s shadow ({dropped} dropped at the "
+        f"in-flight bound); users' p99 {p99 * 1000:.1f} ms, max {worst * 1000:.1f} ms"
+    )
+    assert sent1 - sent0 >= 100  # the shadow was busy: copies were in flight all along
+    assert worst < 0.9, f"a user waited {worst:.3f}s: as long as the shadow"
+    assert_served_by_platform(during, "slow shadow")
