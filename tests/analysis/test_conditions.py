@@ -124,9 +124,7 @@ def test_resolve_args_errors() -> None:
     with pytest.raises(ArgumentError, match="API_TOKEN, which is not set"):
         resolve_args([Argument(name="t", value_from=SecretSource(from_env="API_TOKEN"))], env={})
     ref = Argument(name="t", value_from=SecretSource(secret_key_ref=SecretKeyRef(name="prom", key="token")))
-    with pytest.raises(
-        ArgumentError, match="only be read on the Kubernetes platform; on the local platform use fromEnv"
-    ):
+    with pytest.raises(ArgumentError, match="Secret 'prom' key 'token', but no Secrets can be read here"):
         resolve_args([ref], env={})
 
     class Secrets:

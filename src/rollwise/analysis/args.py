@@ -21,8 +21,8 @@ class ArgumentError(ValueError):
 
 
 class SecretResolver(Protocol):
-    """Reads a Kubernetes Secret key; the Kubernetes platform provides one. The local platform has
-    none: there, secrets come from the environment (`fromEnv`)."""
+    """Reads a Secret's key for a `secretKeyRef`, or raises ArgumentError naming the Secret and the
+    key. Each platform has its own (rollwise.analysis.secrets)."""
 
     def read(self, ref: SecretKeyRef) -> str: ...
 
@@ -60,8 +60,8 @@ def secret_value(
     assert ref is not None  # the model requires exactly one of the two
     if secrets is None:
         raise ArgumentError(
-            f"{what} is read from Secret {ref.name!r} key {ref.key!r}, but Kubernetes Secrets can only be read "
-            "on the Kubernetes platform; on the local platform use fromEnv"
+            f"{what} is read from Secret {ref.name!r} key {ref.key!r}, but no Secrets can be read here "
+            "(the local control plane reads them from <state dir>/secrets/<name>/<key>; Kubernetes from the API)"
         )
     return secrets.read(ref)
 

@@ -98,6 +98,9 @@ async def query_prometheus(
 
 
 def _parse(base: str, reply: httpx.Response) -> QueryAnswer:
+    # Before the body: Prometheus' own basic auth answers a plain-text "Unauthorized".
+    if reply.status_code in (401, 403):
+        raise MeasurementError(f"Prometheus at {base} refused the credentials (HTTP {reply.status_code})")
     try:
         body: Any = reply.json()
     except ValueError:
@@ -107,8 +110,6 @@ def _parse(base: str, reply: httpx.Response) -> QueryAnswer:
             f"Prometheus at {base} answered HTTP {reply.status_code} with something that is not its API's JSON: "
             f"{reply.text[:_BODY_SHOWN]!r}"
         )
-    if reply.status_code in (401, 403):
-        raise MeasurementError(f"Prometheus at {base} refused the credentials (HTTP {reply.status_code})")
     if body.get("status") != "success":
         kind = body.get("errorType", "error")
         raise MeasurementError(

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rollwise.analysis.args import SecretResolver
 from rollwise.analysis.timestamps import utc_now
 from rollwise.engine import Command, Plan, reconcile
 from rollwise.platforms.local.daemon import changes
@@ -111,8 +112,10 @@ class Controller:
         proxies: Proxies,
         *,
         clock: Callable[[], datetime] = utc_now,
+        secrets: SecretResolver | None = None,
     ) -> None:
         self.store = store
+        self.secrets = secrets
         self.supervisor = supervisor
         self.proxies = proxies
         self.clock = clock
@@ -304,7 +307,7 @@ class Controller:
         async def refresh() -> None:
             await self.sample(name)
 
-        return JobEnv(traffic=self.traffic_of(name), refresh=refresh, clock=self.clock)
+        return JobEnv(traffic=self.traffic_of(name), refresh=refresh, clock=self.clock, secrets=self.secrets)
 
     async def sample(self, name: str) -> None:
         """Read the counters of every proxy of the rollout; a proxy gone wakes its worker, whose

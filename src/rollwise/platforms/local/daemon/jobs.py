@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from rollwise.analysis.args import ArgumentError, resolve_args
+from rollwise.analysis.args import ArgumentError, SecretResolver, resolve_args
 from rollwise.analysis.measure import measure_due
 from rollwise.analysis.providers import MeasureContext, Provider
 from rollwise.analysis.run import AnalysisRunState
@@ -41,13 +41,14 @@ Report = Callable[[Sequence[MeasurementOut]], None]
 @dataclass
 class JobEnv:
     """Where a job measures: the rollout's proxy counters (sampled now by `refresh`), the clock,
-    the environment secrets are read from, and the metric providers."""
+    the environment and the Secrets (`secretKeyRef`) secrets are read from, and the metric providers."""
 
     traffic: ProxyTraffic
     refresh: Callable[[], Awaitable[None]]
     clock: Callable[[], datetime] = utc_now
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     providers: Mapping[str, Provider] | None = None
+    secrets: SecretResolver | None = None
 
 
 class Job(Protocol):
@@ -129,7 +130,7 @@ class TemplateJob:
     async def run(self, report: Report) -> None:
         env = self.env
         try:
-            args = resolve_args(self.declared, dict(self.request.args), env=env.env)
+            args = resolve_args(self.declared, dict(self.request.args), env=env.env, secrets=env.secrets)
         except ArgumentError as exc:
             self._fail(str(exc))
             report([])
@@ -137,7 +138,9 @@ class TemplateJob:
         revisions = {"canary": self.request.revision}
         if self.request.stable_revision is not None:
             revisions["stable"] = self.request.stable_revision
-        context = MeasureContext(clock=env.clock, env=env.env, revisions=revisions, traffic=env.traffic)
+        context = MeasureContext(
+            clock=env.clock, env=env.env, secrets=env.secrets, revisions=revisions, traffic=env.traffic
+        )
         report([])
         while not self.machine.done:
             now = env.clock()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from rollwise import __version__
+from rollwise.analysis.secrets import SecretDirectory
 from rollwise.platforms.local.daemon import layout
 from rollwise.platforms.local.daemon.api import Api
 from rollwise.platforms.local.daemon.controller import Controller
@@ -70,7 +71,7 @@ async def _serve(state_dir: Path, token: str, port: int) -> None:
 
     supervisor = Supervisor(state_dir, StoreReplicaRecords(store.replicas), on_change, drain=drain)
     proxies = Proxies(state_dir, token)
-    controller = Controller(store, supervisor, proxies)
+    controller = Controller(store, supervisor, proxies, secrets=SecretDirectory.of_state_dir(state_dir))
     stop = asyncio.Event()
     stopped = False
 
