@@ -6,13 +6,15 @@ A router never trusts its own memory: the controller calls `apply`, then `observ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import ClassVar, Literal, Protocol, TypeVar
 
 from rollwise.engine.plan import RouteTable
 from rollwise.spec.match import RouteMatch
 from rollwise.spec.traffic import Capability
+
+Role = Literal["stable", "canary"]
 
 
 class RouterError(Exception):
@@ -29,12 +31,27 @@ class Backends:
 
     services: Mapping[str, str]
     port: int | None = None
+    # Which revision holds which role. Istio with a destinationRule addresses revisions by subset
+    # (the stable and canary subsets), not by Service, and needs this; the others may omit it.
+    roles: Mapping[str, Role] = field(default_factory=dict)
 
     def service_of(self, revision: str) -> str:
         try:
             return self.services[revision]
         except KeyError:
             raise RouterError(f"no Service selects revision {revision}") from None
+
+    def name_of(self, revision: str) -> str:
+        """The name routes to `revision` are reported under: its Service, else (subsets without
+        Services) its role."""
+        if revision in self.services:
+            return self.services[revision]
+        if revision in self.roles:
+            return self.roles[revision]
+        raise RouterError(f"no Service selects revision {revision}, and it has no stable/canary role")
+
+    def revision_in(self, role: Role) -> str | None:
+        return next((rev for rev, r in self.roles.items() if r == role), None)
 
 
 @dataclass(frozen=True)
@@ -47,16 +64,21 @@ class ObservedMatch:
 class ObservedMirror:
     service: str
     percent: int
+    matches: tuple[RouteMatch, ...] = ()
 
 
 @dataclass(frozen=True)
 class ObservedRoutes:
-    """What the router's object says now, in Service terms (weights sum to 100 when present)."""
+    """What the router's object says now, in Service terms (weights sum to 100 when present).
+    `problems` are differences the router found in its own objects that weights and routes cannot
+    show (a subset selecting the wrong revision, a stable Ingress no longer routing to the stable
+    Service); `verify_routes` reports them."""
 
     weights: Mapping[str, int]
     matches: tuple[ObservedMatch, ...] = ()
     mirrors: tuple[ObservedMirror, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    problems: tuple[str, ...] = field(default=())
 
 
 class Router(Protocol):
@@ -81,33 +103,88 @@ def expected_routes(table: RouteTable, backends: Backends) -> ObservedRoutes:
     weights: dict[str, int] = {}
     for rev, w in table.weights.items():
         if w > 0:
-            svc = backends.service_of(rev)
+            svc = backends.name_of(rev)
             weights[svc] = weights.get(svc, 0) + w
     return ObservedRoutes(
         weights=weights,
-        matches=tuple(ObservedMatch(backends.service_of(m.revision), m.matches) for m in table.matches),
-        mirrors=tuple(ObservedMirror(backends.service_of(m.revision), m.percent) for m in table.mirrors),
+        matches=tuple(ObservedMatch(backends.name_of(m.revision), m.matches) for m in table.matches),
+        mirrors=tuple(ObservedMirror(backends.name_of(m.revision), m.percent, m.matches) for m in table.mirrors),
     )
+
+
+ConditionKey = tuple[str, str, str, str]  # (header|cookie|query, name, exact|prefix|regex, value)
+
+
+def match_key(matches: tuple[RouteMatch, ...]) -> frozenset[frozenset[ConditionKey]]:
+    """A match list as a set of condition sets: order does not matter (the matches of a list are
+    alternatives, the conditions of a match all hold), and header names are case-insensitive."""
+    out = set()
+    for m in matches:
+        conds = set()
+        for kind, c in m.conditions():
+            name = c.name.lower() if kind == "header" else c.name
+            value = c.value
+            if kind == "cookie" and c.kind == "regex":
+                # Mesh routers match the whole cookie value, so outer anchors say nothing more.
+                value = value.removeprefix("^")
+                value = value[:-1] if value.endswith("$") and not value.endswith("\\$") else value
+            conds.add((kind, name, c.kind, value))
+        out.add(frozenset(conds))
+    return frozenset(out)
+
+
+_Observed = TypeVar("_Observed", ObservedMatch, ObservedMirror)
+
+
+def dedupe(items: list[_Observed]) -> tuple[_Observed, ...]:
+    """One entry per distinct route: a router that writes one copy of a route per managed route
+    reads it back that many times."""
+    seen: dict[object, _Observed] = {}
+    for item in items:
+        key = (item.service, getattr(item, "percent", None), match_key(item.matches))
+        seen.setdefault(key, item)
+    return tuple(seen.values())
 
 
 def verify_routes(table: RouteTable, backends: Backends, observed: ObservedRoutes) -> list[str]:
     """Differences between what the table asks and what the object reads, one line each; empty
-    when they agree. Weights of 0 and absent backends are the same thing."""
+    when they agree. Weights of 0 and absent backends are the same thing. An empty weight table
+    (nothing ready to serve) leaves the split as it was, so weights are not compared then."""
     want = expected_routes(table, backends)
-    problems: list[str] = []
+    problems: list[str] = list(observed.problems)
     got_w = {s: w for s, w in observed.weights.items() if w > 0}
-    if dict(want.weights) != got_w:
+    if table.weights and dict(want.weights) != got_w:
         problems.append(f"weights read back as {_fmt(got_w)}, expected {_fmt(want.weights)}")
-    if sorted(m.service for m in want.matches) != sorted(m.service for m in observed.matches):
-        problems.append(
-            "match routes read back to "
-            f"{sorted(m.service for m in observed.matches)}, expected {sorted(m.service for m in want.matches)}"
-        )
-    got_m = sorted((m.service, m.percent) for m in observed.mirrors)
-    want_m = sorted((m.service, m.percent) for m in want.mirrors)
-    if got_m != want_m:
-        problems.append(f"mirrors read back as {got_m}, expected {want_m}")
+    got_r = sorted((m.service, _fmt_match(m.matches)) for m in observed.matches)
+    want_r = sorted((m.service, _fmt_match(m.matches)) for m in want.matches)
+    if _multiset(observed.matches) != _multiset(want.matches):
+        problems.append(f"match routes read back as {_fmt_list(got_r)}, expected {_fmt_list(want_r)}")
+    got_m = sorted((m.service, m.percent, _fmt_match(m.matches)) for m in observed.mirrors)
+    want_m = sorted((m.service, m.percent, _fmt_match(m.matches)) for m in want.mirrors)
+    if _mirror_set(observed.mirrors) != _mirror_set(want.mirrors):
+        problems.append(f"mirrors read back as {_fmt_list(got_m)}, expected {_fmt_list(want_m)}")
     return problems
+
+
+def _multiset(matches: tuple[ObservedMatch, ...]) -> list[tuple[str, str]]:
+    return sorted((m.service, repr(sorted(map(sorted, match_key(m.matches))))) for m in matches)
+
+
+def _mirror_set(mirrors: tuple[ObservedMirror, ...]) -> list[tuple[str, int, str]]:
+    return sorted((m.service, m.percent, repr(sorted(map(sorted, match_key(m.matches))))) for m in mirrors)
+
+
+def _fmt_match(matches: tuple[RouteMatch, ...]) -> str:
+    if not matches:
+        return "all requests"
+    alts = []
+    for conds in sorted(map(sorted, match_key(matches))):
+        alts.append(" and ".join(f"{kind} {name} {how} {value!r}" for kind, name, how, value in conds))
+    return " or ".join(alts)
+
+
+def _fmt_list(items: Sequence[tuple[object, ...]]) -> str:
+    return "[" + "; ".join(" ".join(str(x) for x in it) for it in items) + "]" if items else "[]"
 
 
 def _fmt(weights: Mapping[str, int]) -> str:

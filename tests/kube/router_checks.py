@@ -1,0 +1,65 @@
+"""Checks shared by the router tests: every object a router sent, validated against the upstream CRD
+schema (jsonschema, plus no field the schema does not declare: a real server would prune it
+silently) or, for built-in kinds, against Kubernetes' own schema in strict mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+
+from rollwise.testing.kubeapi import ApiServer, load_crd_file
+from rollwise.testing.kubeapi.schema import Validator, prune
+
+CRD_FILES = {
+    "virtualservices": "networking.istio.io_virtualservices.yaml",
+    "destinationrules": "networking.istio.io_destinationrules.yaml",
+    "httproutes": "gateway.networking.k8s.io_httproutes.yaml",
+}
+WRITES = ("POST", "PUT", "PATCH")
+
+
+def sent(api: ApiServer, plural: str) -> list[dict[str, Any]]:
+    """The bodies of every write of `plural` the server received, in order."""
+    out = []
+    for r in api._requests:  # kmock keeps every request it served here
+        if r.method in WRITES and r.resource is not None and r.resource.plural == plural and r.subresource is None:
+            assert isinstance(r.data, dict), r.text
+            out.append(r.data)
+    return out
+
+
+def schema_of(shared: Path, plural: str, version: str) -> dict[str, Any]:
+    (crd,) = load_crd_file(shared / CRD_FILES[plural])
+    for v in crd["spec"]["versions"]:
+        if v["name"] == version:
+            schema: dict[str, Any] = v["schema"]["openAPIV3Schema"]
+            return schema
+    raise AssertionError(f"no version {version} of {plural}")
+
+
+def check_custom(shared: Path, plural: str, obj: dict[str, Any]) -> None:
+    version = obj["apiVersion"].split("/")[-1]
+    schema = schema_of(shared, plural, version)
+    _, dropped = prune(obj, schema)
+    assert not dropped, f"{plural} written with fields its schema does not declare: {dropped}"
+    problems = list(Validator(schema).errors(obj))
+    assert not problems, f"{plural} written against its schema: {problems}"
+
+
+def check_all_custom(api: ApiServer, shared: Path, plural: str) -> int:
+    bodies = sent(api, plural)
+    for body in bodies:
+        check_custom(shared, plural, body)
+    return len(bodies)
+
+
+def check_builtin(obj: dict[str, Any]) -> None:
+    kubernetes_validate.validate(obj, "1.33", strict=True)
+
+
+def spec_of(api: ApiServer, api_version: str, kind: str, name: str, namespace: str = "default") -> Any:
+    obj = api.get_object(api_version, kind, namespace, name)
+    assert obj is not None, f"{kind} {name} is gone"
+    return obj["spec"]
