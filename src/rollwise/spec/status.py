@@ -185,6 +185,11 @@ class RolloutStatus(Spec):
     downtime: DowntimeWindow | None = None
     undo: UndoState | None = None
     last_command: CommandRecord | None = Field(default=None, alias="lastCommand")
+    handled_command: str | None = Field(
+        default=None,
+        alias="handledCommand",
+        description="Kubernetes: the id of the last rollwise.dev/command annotation handed to the engine.",
+    )
     progress_since: str | None = Field(
         default=None, alias="progressSince", description="Waiting for replicas without progress since then."
     )

@@ -1,0 +1,272 @@
+"""The operator: kopf watches Rollouts and what they own or read (ReplicaSets, ConfigMaps,
+Secrets, Deployments), and every event wakes the one worker of the Rollout it concerns. A worker
+runs one reconcile at a time (reconciler.py) and sleeps until the next event, the plan's "look
+again" time, or a periodic resync. Leader election (lease.py) decides which replica runs it.
+
+kopf only delivers events here: there are no kopf change handlers, so kopf writes nothing to a
+Rollout. Its bookkeeping is nevertheless pointed at annotations (AnnotationsProgressStorage,
+AnnotationsDiffBaseStorage), since the Rollout's status schema is closed and would prune kopf's
+default `status.kopf`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import kopf
+from lightkube import AsyncClient
+from lightkube.config.kubeconfig import SingleConfig
+
+from rollwise.analysis.timestamps import utc_now
+from rollwise.platforms.kubernetes.analysis import AnalysisRunner
+from rollwise.platforms.kubernetes.connection import kopf_connection
+from rollwise.platforms.kubernetes.events import EventRecorder, EventType
+from rollwise.platforms.kubernetes.lease import LeaderElector
+from rollwise.platforms.kubernetes.names import FIELD_MANAGER, GROUP, ROLLOUT_LABEL, VERSION
+from rollwise.platforms.kubernetes.reconciler import Reconciler, RouterFactory, default_router_factory
+from rollwise.spec.analysis import Verdict
+
+log = logging.getLogger("rollwise.kubernetes.operator")
+
+Key = tuple[str, str]
+
+
+@dataclass
+class Settings:
+    namespaces: Collection[str] = ()  # empty: every namespace
+    identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+    lease_namespace: str = "default"
+    lease_name: str = "rollwise-controller"
+    lease_seconds: int = 15
+    renew_seconds: float = 5.0
+    resync_seconds: float = 60.0
+    retry_seconds: float = 2.0
+    clock: Callable[[], datetime] = utc_now
+    router_factory: RouterFactory | None = field(default_factory=default_router_factory)
+
+
+class LeadershipLost(Exception):
+    """Another replica holds the lease now; this one must stop acting (and its process exit)."""
+
+
+class Worker:
+    def __init__(self, controller: Controller, key: Key) -> None:
+        self.controller = controller
+        self.key = key
+        self.wakeup = asyncio.Event()
+        self.lock = asyncio.Lock()
+        self.next_at = 0.0
+        self.task = asyncio.create_task(self._loop(), name=f"rollwise-worker-{key[0]}-{key[1]}")
+
+    def wake(self) -> None:
+        self.wakeup.set()
+
+    async def stop(self) -> None:
+        """After the reconcile in progress, if any: one cut short could leave a ReplicaSet scaled
+        and the status not yet saying why."""
+        async with self.lock:
+            self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+    async def _loop(self) -> None:
+        while True:
+            delay = self.next_at - time.monotonic()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self.wakeup.wait()
+            self.wakeup.clear()
+            async with self.lock:
+                self.next_at = time.monotonic() + await self.controller.reconcile(self.key)
+
+
+class Controller:
+    """The workers, the analysis runner and the kopf handlers that wake them."""
+
+    def __init__(self, client: AsyncClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.events = EventRecorder(client, settings.identity)
+        self.runner = AnalysisRunner(client, self._verdict, clock=settings.clock)
+        self.reconciler = Reconciler(
+            client,
+            self.events,
+            self.runner,
+            clock=settings.clock,
+            router_factory=settings.router_factory,
+            retry_seconds=settings.retry_seconds,
+        )
+        self.workers: dict[Key, Worker] = {}
+        self.reconciles = 0
+
+    async def reconcile(self, key: Key) -> float:
+        """One reconcile; the seconds until the worker must look again."""
+        self.reconciles += 1
+        try:
+            result = await self.reconciler.reconcile(*key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("reconciling %s/%s failed", *key)
+            with contextlib.suppress(Exception):
+                await self.events.record(
+                    key[0], key[1], None, "Warning", "ReconcileFailed", f"{type(exc).__name__}: {exc}"
+                )
+            return self.settings.retry_seconds
+        wait = self.settings.resync_seconds
+        if result.requeue_after is not None:
+            wait = min(wait, result.requeue_after)
+        return wait
+
+    def wake(self, key: Key) -> None:
+        worker = self.workers.get(key)
+        if worker is None:
+            worker = self.workers[key] = Worker(self, key)
+        worker.wake()
+
+    async def forget(self, key: Key) -> None:
+        worker = self.workers.pop(key, None)
+        if worker is not None:
+            await worker.stop()
+        await self.runner.forget(key)
+        self.reconciler.forget(key)
+
+    async def shutdown(self) -> None:
+        for key in list(self.workers):
+            worker = self.workers.pop(key)
+            await worker.stop()
+        await self.runner.shutdown()
+
+    async def _verdict(self, key: Key, run: str, phase: Verdict, message: str | None) -> None:
+        if phase in ("Successful", "Failed", "Error", "Inconclusive"):
+            kind: EventType = "Normal" if phase == "Successful" else "Warning"
+            await self.events.record(key[0], key[1], None, kind, f"Analysis{phase}", f"run {run}: {message or ''}")
+        self.wake(key)
+
+    def referencing(self, namespace: str, ref: str) -> list[Key]:
+        return [k for k, refs in self.reconciler.references.items() if k[0] == namespace and ref in refs]
+
+    # --- kopf ---------------------------------------------------------------------------------
+
+    def registry(self, config: SingleConfig) -> kopf.OperatorRegistry:
+        registry = kopf.OperatorRegistry()
+        connection = kopf_connection(config)
+
+        @kopf.on.login(registry=registry)
+        def login(**_: Any) -> kopf.ConnectionInfo:
+            return connection
+
+        @kopf.on.startup(registry=registry)
+        def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+            settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.rollwise.dev")
+            settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kopf.rollwise.dev")
+            settings.posting.enabled = False  # Rollwise records its own events
+            settings.networking.connect_timeout = 10
+            settings.watching.server_timeout = 300
+
+        @kopf.on.event(GROUP, VERSION, "rollouts", registry=registry)
+        async def rollout_event(event: kopf.RawEvent, namespace: str | None, name: str | None, **_: Any) -> None:
+            if namespace is None or name is None:
+                return
+            if event.get("type") == "DELETED":
+                await self.forget((namespace, name))
+            else:
+                self.wake((namespace, name))
+
+        @kopf.on.event("apps", "v1", "replicasets", labels={ROLLOUT_LABEL: kopf.PRESENT}, registry=registry)
+        def replicaset_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+            if namespace is not None and (namespace, labels[ROLLOUT_LABEL]) in self.workers:
+                self.wake((namespace, labels[ROLLOUT_LABEL]))
+
+        def referenced(kind: str) -> Callable[..., None]:
+            def handler(namespace: str | None, name: str | None, **_: Any) -> None:
+                if namespace is not None and name is not None:
+                    for key in self.referencing(namespace, f"{kind}/{name}"):
+                        self.wake(key)
+
+            return handler
+
+        kopf.on.event("", "v1", "configmaps", registry=registry)(referenced("ConfigMap"))
+        kopf.on.event("", "v1", "secrets", registry=registry)(referenced("Secret"))
+        kopf.on.event("apps", "v1", "deployments", registry=registry)(referenced("Deployment"))
+        return registry
+
+
+async def run(
+    config: SingleConfig,
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    started: asyncio.Event | None = None,
+    controller_out: list[Controller] | None = None,
+) -> None:
+    """Run one controller replica until `stop` is set: wait for the lease, then operate. Raises
+    LeadershipLost if the lease is lost (the process should exit; its Pod restarts as a standby)."""
+    async with AsyncClient(config, field_manager=FIELD_MANAGER, trust_env=False) as client:
+        elector = LeaderElector(
+            client,
+            settings.lease_namespace,
+            settings.lease_name,
+            settings.identity,
+            lease_seconds=settings.lease_seconds,
+            renew_seconds=settings.renew_seconds,
+            retry_seconds=settings.retry_seconds,
+        )
+        if not await _first(elector.acquire(), stop):
+            return
+        controller = Controller(client, settings)
+        if controller_out is not None:
+            controller_out.append(controller)
+        kopf_stop, kopf_ready = asyncio.Event(), asyncio.Event()
+        namespaces = list(settings.namespaces)
+        operator = asyncio.create_task(
+            kopf.operator(
+                registry=controller.registry(config),
+                standalone=True,  # leader election is the Lease above, not kopf's peering CRD
+                clusterwide=not namespaces,
+                namespaces=namespaces,
+                stop_flag=kopf_stop,
+                ready_flag=kopf_ready,
+            ),
+            name="rollwise-kopf",
+        )
+        try:
+            await _first(kopf_ready.wait(), stop)
+            if started is not None:
+                started.set()
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(elector.lost.wait())]
+            await asyncio.wait([*waits, operator], return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+        finally:
+            await controller.shutdown()
+            kopf_stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await operator
+            await elector.release()
+        if elector.lost.is_set():
+            raise LeadershipLost(f"lease {settings.lease_namespace}/{settings.lease_name} was lost")
+
+
+async def _first(work: Any, stop: asyncio.Event) -> bool:
+    """Await `work` unless `stop` is set first; True when the work finished."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False

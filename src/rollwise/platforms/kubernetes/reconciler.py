@@ -1,0 +1,392 @@
+"""One reconcile of one Rollout: read it and what it owns from the API server, make ONE engine
+call, carry the plan out, and write the status only when it changed.
+
+Order of the writes, for zero downtime: ReplicaSets that grow (or are new) first; then Services
+and the router (they send traffic only to revisions whose pods are all ready); then ReplicaSets
+that shrink, so that a revision losing its traffic is out of the routes before its pods go; then
+revisions outside the history are deleted. A router that fails or reads back other routes than
+the plan's pauses the rollout (a Warning event and a condition say why): the status then comes
+from the same engine call with a `pause` command, so that nothing advances past routes that are
+not in force."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, cast
+
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.types import PatchType
+from pydantic import ValidationError
+
+from rollwise.analysis.timestamps import utc_now
+from rollwise.engine import Command, Observed, Plan, reconcile
+from rollwise.engine.clock import stamp
+from rollwise.engine.work import USER_PAUSE
+from rollwise.platforms.kubernetes import services, workloads
+from rollwise.platforms.kubernetes.analysis import AnalysisRunner
+from rollwise.platforms.kubernetes.commands import CommandError, PendingCommand, pending
+from rollwise.platforms.kubernetes.events import EventRecorder, EventType
+from rollwise.platforms.kubernetes.names import API_VERSION, COMMAND_ANNOTATION, FIELD_MANAGER, Rollout, replicaset_name
+from rollwise.platforms.kubernetes.routers.base import Router, RouterError, verify_routes
+from rollwise.platforms.local.daemon import changes
+from rollwise.spec.rollout import Rollout as RolloutModel
+from rollwise.spec.status import Condition, RolloutStatus
+
+log = logging.getLogger("rollwise.kubernetes.reconcile")
+
+Key = tuple[str, str]
+ROUTER_CONDITION = "TrafficRouted"
+
+
+class RouterFactory(Protocol):
+    def __call__(self, rollout: RolloutModel, client: AsyncClient, field_manager: str) -> Router | None: ...
+
+
+def default_router_factory() -> RouterFactory | None:
+    """`routers.router_for`, once the routers package provides it; without it the controller runs
+    without a router (weights follow replica counts, as a plain Service does)."""
+    try:
+        module = importlib.import_module("rollwise.platforms.kubernetes.routers")
+    except ImportError:
+        return None
+    factory = getattr(module, "router_for", None)
+    return factory if callable(factory) else None
+
+
+@dataclass
+class Result:
+    """What the worker needs after a reconcile: when to look again (None: only on events)."""
+
+    requeue_after: float | None
+    plan: Plan | None = None
+    wrote_status: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        client: AsyncClient,
+        events: EventRecorder,
+        runner: AnalysisRunner,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        router_factory: RouterFactory | None = None,
+        retry_seconds: float = 2.0,
+    ) -> None:
+        self.client = client
+        self.events = events
+        self.runner = runner
+        self.clock = clock
+        self.router_factory = router_factory
+        self.retry_seconds = retry_seconds
+        # What each rollout reads besides itself ("ConfigMap/x", "Deployment/y"): a change to one
+        # of them wakes the rollout.
+        self.references: dict[Key, set[str]] = {}
+        self._last_error: dict[Key, str] = {}
+
+    async def reconcile(self, namespace: str, name: str) -> Result:
+        key = (namespace, name)
+        try:
+            obj: dict[str, Any] = (await self.client.get(Rollout, name, namespace=namespace)).to_dict()  # type: ignore[no-untyped-call]
+        except ApiError as exc:
+            if exc.status.code == 404:
+                self.references.pop(key, None)
+                return Result(requeue_after=None)
+            raise
+        meta = obj.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            return Result(requeue_after=None)  # owner references take the ReplicaSets with it
+        uid = str(meta.get("uid") or "")
+        try:
+            rollout = RolloutModel.model_validate(obj)
+        except ValidationError as exc:
+            first = str(exc).splitlines()
+            await self._error(key, uid, "InvalidSpec", " ".join(first[:3]))
+            return Result(requeue_after=None)
+        old_status = rollout.status
+
+        # --- inputs -------------------------------------------------------------------------
+        command: PendingCommand | None = None
+        annotations = meta.get("annotations") or {}
+        try:
+            command = pending(annotations)
+        except CommandError as exc:
+            await self._event(key, uid, "Warning", "InvalidCommand", str(exc))
+            await self._drop_command(namespace, name, annotations.get(COMMAND_ANNOTATION))
+        handled = old_status.handled_command if old_status is not None else None
+        commands: list[Command] = []
+        if command is not None and command.id == handled:
+            await self._drop_command(namespace, name, annotations.get(COMMAND_ANNOTATION))
+            command = None
+        if command is not None:
+            commands.append(command.command)
+        try:
+            workload = await workloads.read_workload(self.client, rollout)
+        except workloads.WorkloadError as exc:
+            await self._error(key, uid, "WorkloadNotFound", str(exc))
+            return Result(requeue_after=self.retry_seconds, problems=[str(exc)])
+        self.references[key] = set(workload.config_hashes)
+        revisions = await workloads.list_revisions(self.client, namespace, name, uid)
+        seen = workloads.observed(revisions, workload.config_hashes)
+        now = self.clock()
+        verdicts = self.runner.verdicts(key)
+        plan = reconcile(rollout, seen, now, verdicts, commands)
+
+        # --- carrying it out ----------------------------------------------------------------
+        problems: list[str] = []
+        await self._grow(rollout, uid, plan, revisions, workload.template, problems)
+        routed = await services.converge(self.client, namespace, services.targets(rollout, plan), seen)
+        problems += routed.problems
+        router_problem = await self._route(rollout, plan, routed, seen)
+        if router_problem is not None:
+            await self._error(key, uid, "RouterFailed", router_problem)
+            if not _user_paused(old_status):
+                # The same engine call, told to pause: nothing advances past routes not in force.
+                plan = reconcile(rollout, seen, now, verdicts, [*commands, Command("pause")])
+        else:
+            self._last_error.pop(key, None)
+            await self._shrink(namespace, name, plan, revisions)
+        await self._scale_down_source(rollout, plan, workload.deployment, seen)
+        self.runner.apply(key, plan)
+
+        # --- status -------------------------------------------------------------------------
+        status = _status(plan, command, handled, problems, router_problem, routed.waiting, old_status, now)
+        new_doc = _dump(status)
+        old_doc = _dump(old_status) if old_status is not None else None
+        wrote = False
+        if new_doc != old_doc:
+            try:
+                await self._write_status(namespace, name, meta.get("resourceVersion"), new_doc)
+            except ApiError as exc:
+                if exc.status.code in (404, 409):
+                    # Changed meanwhile (or gone): plan again on what is there now. A command
+                    # not yet recorded as handled is still in its annotation.
+                    return Result(requeue_after=0.0, plan=plan, problems=problems)
+                raise
+            wrote = True
+            for kind, reason, message in changes.changes(rollout, old_status, status):
+                await self._event(key, uid, kind, reason, message)
+        for service, revision in routed.switched:
+            await self._event(key, uid, "Normal", "ServiceSelected", f"Service {service} selects revision {revision}")
+        if command is not None:
+            await self._drop_command(namespace, name, annotations.get(COMMAND_ANNOTATION))
+        delays = [d for d in (plan.requeue_after,) if d is not None]
+        if problems or router_problem is not None:
+            delays.append(self.retry_seconds)
+        return Result(
+            requeue_after=max(0.0, min(delays)) if delays else None, plan=plan, wrote_status=wrote, problems=problems
+        )
+
+    # --- ReplicaSets --------------------------------------------------------------------------
+
+    async def _grow(
+        self,
+        rollout: RolloutModel,
+        uid: str,
+        plan: Plan,
+        revisions: dict[str, workloads.RevisionSet],
+        template: dict[str, Any],
+        problems: list[str],
+    ) -> None:
+        namespace = rollout.metadata.namespace or "default"
+        for revision, count in plan.replicas.items():
+            existing = revisions.get(revision)
+            if existing is None:
+                if revision != plan.revision:
+                    if count > 0:
+                        problems.append(
+                            f"revision {revision} has no ReplicaSet left to scale up (its template is gone)"
+                        )
+                    continue
+                manifest = workloads.replicaset_manifest(rollout, uid, revision, template, count)
+                replicaset = cast(ReplicaSet, ReplicaSet.from_dict(manifest))
+                await self.client.apply(replicaset, field_manager=FIELD_MANAGER, force=True)
+            elif count > existing.replicas:
+                await self._scale(namespace, existing.name, count)
+
+    async def _shrink(self, namespace: str, name: str, plan: Plan, revisions: dict[str, workloads.RevisionSet]) -> None:
+        retained = set(plan.retained_revisions)
+        for revision, rs in revisions.items():
+            count = plan.replicas.get(revision, 0)
+            if count < rs.replicas:
+                await self._scale(namespace, rs.name, count)
+            elif count == 0 and rs.replicas == 0 and rs.status_replicas == 0 and revision not in retained:
+                try:
+                    await self.client.delete(ReplicaSet, replicaset_name(name, revision), namespace=namespace)
+                except ApiError as exc:
+                    if exc.status.code != 404:
+                        raise
+
+    async def _scale(self, namespace: str, name: str, replicas: int) -> None:
+        await self.client.patch(
+            ReplicaSet,
+            name,
+            {"spec": {"replicas": replicas}},
+            namespace=namespace,
+            patch_type=PatchType.MERGE,
+            field_manager=FIELD_MANAGER,
+        )
+
+    async def _scale_down_source(
+        self, rollout: RolloutModel, plan: Plan, deployment: dict[str, Any] | None, seen: Observed
+    ) -> None:
+        """workloadRef.scaleDown: the Deployment the template comes from gives way to the Rollout
+        (`onsuccess`: once the Rollout is healthy; `progressively`: by as many replicas as the
+        Rollout has available)."""
+        ref = rollout.spec.workload_ref
+        if ref is None or deployment is None or ref.scale_down == "never":
+            return
+        have = int((deployment.get("spec") or {}).get("replicas", 1))
+        if ref.scale_down == "onsuccess":
+            want = 0 if plan.status.phase == "Healthy" else have
+        else:
+            available = sum(o.available for o in seen.revisions.values())
+            want = max(0, min(have, rollout.spec.replicas - available))
+        if want < have:
+            await self.client.patch(
+                Deployment,
+                ref.name,
+                {"spec": {"replicas": want}},
+                namespace=rollout.metadata.namespace or "default",
+                patch_type=PatchType.MERGE,
+                field_manager=FIELD_MANAGER,
+            )
+
+    # --- the router -----------------------------------------------------------------------------
+
+    async def _route(
+        self, rollout: RolloutModel, plan: Plan, routed: services.ServiceResult, seen: Observed
+    ) -> str | None:
+        """Apply the route table, read it back and compare; the problem in one line, or None."""
+        if self.router_factory is None:
+            return None
+        try:
+            router = self.router_factory(rollout, self.client, FIELD_MANAGER)
+        except RouterError as exc:
+            return str(exc)
+        if router is None:
+            return None
+        backends = routed.backends
+        missing = sorted(
+            r for r in plan.routes.routed() | {m.revision for m in plan.routes.mirrors} if r not in backends.services
+        )
+        if missing:
+            # Only while a Service waits for its revision's pods: the route follows the selector.
+            routed.waiting.append(f"routes wait for a Service selecting {', '.join(missing)}")
+            return None
+        try:
+            await router.apply(plan.routes, backends)
+            observed = await router.observe(backends)
+        except RouterError as exc:
+            return f"{router.kind}: {exc}"
+        except ApiError as exc:
+            return f"{router.kind}: {exc.status.message or exc}"
+        differences = verify_routes(plan.routes, backends, observed)
+        if differences:
+            return f"{router.kind}: " + "; ".join(differences)
+        return None
+
+    # --- writes and events ----------------------------------------------------------------------
+
+    async def _write_status(self, namespace: str, name: str, version: str | None, doc: dict[str, Any]) -> None:
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": "Rollout",
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": version},
+            "status": doc,
+        }
+        # Server-side apply of the whole status: fields the engine no longer reports go away, and
+        # the resourceVersion read makes a status computed from a stale read a 409.
+        await self.client.patch(
+            Rollout.Status,
+            name,
+            body,
+            namespace=namespace,
+            patch_type=PatchType.APPLY,
+            field_manager=FIELD_MANAGER,
+            force=True,
+        )
+
+    async def _drop_command(self, namespace: str, name: str, raw: str | None) -> None:
+        if raw is None:
+            return
+        path = "/metadata/annotations/" + COMMAND_ANNOTATION.replace("~", "~0").replace("/", "~1")
+        try:
+            # Only the annotation read: a command written meanwhile stays for the next reconcile.
+            await self.client.patch(
+                Rollout,
+                name,
+                [{"op": "test", "path": path, "value": raw}, {"op": "remove", "path": path}],
+                namespace=namespace,
+                patch_type=PatchType.JSON,
+                field_manager=FIELD_MANAGER,
+            )
+        except ApiError as exc:
+            if exc.status.code not in (404, 409, 422):
+                raise
+
+    async def _event(self, key: Key, uid: str, kind: EventType, reason: str, message: str) -> None:
+        await self.events.record(key[0], key[1], uid or None, kind, reason, message)
+
+    async def _error(self, key: Key, uid: str, reason: str, message: str) -> None:
+        """A Warning event, once per distinct error (a reconcile retried every few seconds must not
+        flood the namespace)."""
+        text = f"{reason}: {message}"
+        if self._last_error.get(key) == text:
+            return
+        self._last_error[key] = text
+        await self._event(key, uid, "Warning", reason, message)
+
+    def forget(self, key: Key) -> None:
+        self.references.pop(key, None)
+        self._last_error.pop(key, None)
+
+
+def _status(
+    plan: Plan,
+    command: PendingCommand | None,
+    handled: str | None,
+    problems: list[str],
+    router_problem: str | None,
+    waiting: list[str],
+    old: RolloutStatus | None,
+    now: datetime,
+) -> RolloutStatus:
+    status = plan.status
+    extra = list(problems)
+    if router_problem is not None:
+        extra.insert(0, f"paused: the router failed ({router_problem}); fix it, then resume")
+    extra += waiting
+    update: dict[str, Any] = {"handled_command": command.id if command is not None else handled}
+    if extra:
+        update["message"] = "; ".join([*([status.message] if status.message else []), *extra])
+    if router_problem is not None:
+        update["conditions"] = [*(status.conditions or []), _router_condition(router_problem, old, now)]
+    return status.model_copy(update=update)
+
+
+def _router_condition(problem: str, old: RolloutStatus | None, now: datetime) -> Condition:
+    before = next((c for c in (old.conditions or []) if c.type == ROUTER_CONDITION), None) if old else None
+    since = before.last_transition_time if before is not None and before.status == "False" else stamp(now)
+    return Condition(
+        type=ROUTER_CONDITION, status="False", reason="RouterFailed", message=problem, last_transition_time=since
+    )
+
+
+def _dump(status: RolloutStatus) -> dict[str, Any]:
+    # Through the model both ways, so that defaults the API server filled in compare equal.
+    doc = status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    normal: dict[str, Any] = json.loads(json.dumps(doc, sort_keys=True))
+    return normal
+
+
+def _user_paused(status: RolloutStatus | None) -> bool:
+    return status is not None and any(p.reason == USER_PAUSE for p in status.pause_conditions or [])
