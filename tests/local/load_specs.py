@@ -5,19 +5,22 @@ for a time, and no analysis unless a test wants one."""
 from __future__ import annotations
 
 
-def _rollout(name: str, version: str, strategy: str, *, replicas: int = 2, latency_ms: int = 0, extra: str = "") -> str:
+def _rollout(
+    name: str, version: str, strategy: str, *, replicas: int = 2, latency_ms: int = 0, error_rate: float = 0.0
+) -> str:
     return f"""
 apiVersion: rollwise.dev/v1alpha1
 kind: Rollout
 metadata:
   name: {name}
 spec:
-  replicas: {replicas}{extra}
+  replicas: {replicas}
   process:
     command: [rollwise-demo]
     env:
       DEMO_VERSION: "{version}"
       DEMO_LATENCY_MS: "{latency_ms}"
+      DEMO_ERROR_RATE: "{error_rate}"
     terminationGracePeriodSeconds: 5
   strategy:
 {strategy}
@@ -51,16 +54,59 @@ def canary(name: str, version: str, weights: tuple[int, ...] = (20, 50)) -> str:
     return _rollout(name, version, strategy)
 
 
-def shadow(name: str, version: str, *, percent: int, latency_ms: int = 0, duration: str = "10m") -> str:
+def shadow(
+    name: str,
+    version: str,
+    *,
+    percent: int,
+    latency_ms: int = 0,
+    error_rate: float = 0.0,
+    duration: str = "10m",
+    compare: bool = True,
+    analysis: str | None = None,
+) -> str:
     strategy = f"""    shadow:
       trafficRouting:
         local: {{}}
       mirrorPercent: {percent}
-      duration: {duration}
+      duration: {duration}"""
+    if compare:
+        strategy += """
       compare:
         headers: [Content-Type]
         ignoreBodyPaths: [$.version]"""
-    return _rollout(name, version, strategy, latency_ms=latency_ms)
+    if analysis is not None:
+        strategy += f"""
+      analysis:
+        templates: [{{templateName: {analysis}}}]"""
+    return _rollout(name, version, strategy, latency_ms=latency_ms, error_rate=error_rate)
+
+
+def shadow_health(name: str) -> str:
+    """Builtin metrics of the shadow's own answers (the mirrored requests): it serves no user."""
+    return f"""
+apiVersion: rollwise.dev/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: {name}
+spec:
+  metrics:
+    - name: success-rate
+      provider:
+        builtin: {{metric: success-rate, revision: canary, window: 3s}}
+      initialDelay: 1s
+      interval: 1s
+      successCondition: result >= 0.95
+      failureLimit: 1
+      consecutiveErrorLimit: 10
+    - name: latency-p99
+      provider:
+        builtin: {{metric: latency-p99, revision: canary, window: 3s}}
+      initialDelay: 1s
+      interval: 1s
+      successCondition: result <= 1000
+      consecutiveErrorLimit: 10
+"""
 
 
 # Requests with this header go to the candidate, whatever the weights.

@@ -195,3 +195,41 @@ def test_a_slow_shadow_never_delays_users(plane: Plane) -> None:
     assert sent1 - sent0 >= 100  # the shadow was busy: copies were in flight all along
     assert worst < 0.9, f"a user waited {worst:.3f}s: as long as the shadow"
     assert_served_by_platform(during, "slow shadow")
+
+
+def test_builtin_analysis_judges_a_shadow_by_its_mirrored_answers(plane: Plane) -> None:
+    """A shadow serves no user: its builtin metrics (revision: canary) are its answers to the
+    mirrored requests. One failing 30% of them is aborted by the analysis alone (no comparison)."""
+    name = "load-shadow-analysis"
+    plane.apply(load_specs.shadow_health("shadow-health"))
+    spec = load_specs.shadow(name, "v1", percent=100, compare=False, analysis="shadow-health")
+    v1 = start(plane, name, spec)
+    with LoadGenerator(*plane.endpoint(name), rate=RATE) as load:
+        load.wait_count_since(0, 50, timeout=30)
+        begin = time.monotonic()
+        spec = load_specs.shadow(name, "v2", percent=100, error_rate=0.3, compare=False, analysis="shadow-health")
+        plane.apply(spec)
+        v2 = plane.summary(name)["currentRevision"]
+        aborted = plane.wait(name, lambda s: s["phase"] == "Aborted", "the shadow aborted by its analysis")
+        assert aborted["weights"] == {v1: 100}
+        settled(plane, name, v1, 2)
+        end = time.monotonic()
+    runs = [r for r in plane.rollout(name)["analysis"] if r["revision"] == v2]
+    metrics = {m["name"]: m for r in runs for m in r["metrics"]}
+    print(f"shadow analysis: {aborted['message']}; {[(r['kind'], r['phase']) for r in runs]}")
+    assert metrics["success-rate"]["phase"] == "Failed", metrics
+    measured = [x for x in metrics["latency-p99"]["measurements"] if x.get("value") is not None]
+    assert measured, metrics["latency-p99"]  # the shadow's latency has data too
+    events = [e["reason"] for e in plane.call("GET", f"/v1/rollouts/{name}/events")["items"]]
+    assert "AnalysisFailed" in events, events
+    status, text = plane.request("GET", "/metrics")
+    assert status == 200
+    errors = [
+        line
+        for line in text.splitlines()
+        if line.startswith("rollwise_proxy_mirror_responses_total") and v2 in line and 'code="5xx"' in line
+    ]
+    assert errors and float(errors[0].split()[-1]) > 0, errors
+    window = load.since(begin, end)
+    assert_served_by_platform(window, "shadow with analysis")
+    assert {s.version for s in window} == {"v1"} and not [s for s in window if s.status == 500]

@@ -61,6 +61,11 @@ class ProxyTraffic:
             for revision, snap in (doc.get("mirrors") or {}).items():
                 counts_m = _mirror(snap)
                 mirrors[revision] = _add_mirror(mirrors[revision], counts_m) if revision in mirrors else counts_m
+                if snap.get("requests"):
+                    # A shadow's answers to mirrored requests are its traffic: builtin metrics
+                    # of a revision that serves no user judge these.
+                    counts = _counts(snap)
+                    totals[revision] = _add(totals[revision], counts) if revision in totals else counts
         for revision, counts in totals.items():
             self._history.record(revision, at, counts)
         self._latest = totals

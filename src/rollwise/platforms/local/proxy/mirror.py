@@ -43,6 +43,7 @@ class MirrorCopy:
         "primary_done",
         "released",
         "replayed",
+        "sent_at",
         "shadow",
         "shadow_done",
         "state",
@@ -80,6 +81,7 @@ class MirrorCopy:
         self.released = False
         self.replayed = False
         self.until_close = False
+        self.sent_at = 0.0
 
     # --- fed by the client's exchange ----------------------------------------------------------
 
@@ -105,6 +107,7 @@ class MirrorCopy:
         state.mirror_inflight += 1
         stats.sent += 1
         self.launched = True
+        self.sent_at = time.monotonic()
         body = b"".join(self.body)
         self.body = []
         framing = b"content-length: %d\r\n" % len(body) if (body or self.had_body) else b""
@@ -161,6 +164,7 @@ class MirrorCopy:
     def upstream_complete(self) -> bool:
         self.shadow_done = True
         self._release()
+        self.mirror.stats.answers.observe(self.shadow.status, time.monotonic() - self.sent_at)
         if self.primary_bad:
             self.mirror.stats.error("primary_failed")
         else:

@@ -59,9 +59,12 @@ class MirrorStats:
     """What mirroring to one revision did: sent, dropped (not sent, and why), errors (sent but not
     compared: the mirror failed, or `primary_failed`), compared, and how the mirrored answers
     differed from the primary's, by kind, with a bounded sample for the report. Every copy sent
-    ends up in `compared` or in `errors`."""
+    ends up in `compared` or in `errors`.
 
-    __slots__ = ("compared", "diffs", "dropped", "errors", "identical", "samples", "sent")
+    The mirrored answers are also counted as a revision's are (`answers`: status classes and
+    latency), so that a shadow, which serves no user, can be judged on its own figures."""
+
+    __slots__ = ("answers", "compared", "diffs", "dropped", "errors", "identical", "samples", "sent")
 
     def __init__(self, sample_size: int = 50) -> None:
         self.sent = 0
@@ -71,6 +74,7 @@ class MirrorStats:
         self.errors: dict[str, int] = {}
         self.diffs: dict[str, int] = {}
         self.samples: deque[dict[str, Any]] = deque(maxlen=sample_size)
+        self.answers = RevisionStats()
 
     def drop(self, reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
@@ -98,6 +102,7 @@ class MirrorStats:
             identical=self.identical,
             diffs=dict(self.diffs),
             samples=list(self.samples),
+            answers=self.answers.snapshot(),
         )
 
 
@@ -133,8 +138,10 @@ class MirrorSnapshot:
     identical: int
     diffs: dict[str, int]
     samples: list[dict[str, Any]]
+    answers: RevisionSnapshot = field(default_factory=lambda: RevisionStats().snapshot())
 
     def to_dict(self) -> dict[str, Any]:
+        answers = self.answers.to_dict()
         return {
             "revision": self.revision,
             "sent": self.sent,
@@ -144,6 +151,9 @@ class MirrorSnapshot:
             "identical": self.identical,
             "diffs": self.diffs,
             "samples": self.samples,
+            # The mirrored answers by status class and their latency, shaped as a revision's.
+            "requests": answers["requests"],
+            "latency": answers["latency"],
         }
 
 
@@ -241,6 +251,19 @@ def render_prometheus(snap: ProxySnapshot) -> str:
     for rev, m in snap.mirrors.items():
         for kind, count in sorted(m.diffs.items()):
             lines.append(f'rollwise_proxy_mirror_diffs_total{{revision="{_label(rev)}",kind="{_label(kind)}"}} {count}')
+
+    family("rollwise_proxy_mirror_responses_total", "counter", "Answers to mirrored requests, by status class.")
+    for rev, m in snap.mirrors.items():
+        for code, count in m.answers.requests.items():
+            lines.append(f'rollwise_proxy_mirror_responses_total{{revision="{_label(rev)}",code="{code}"}} {count}')
+    name = "rollwise_proxy_mirror_duration_seconds"
+    family(name, "histogram", "Time from sending a mirrored request to the last byte of its answer.")
+    for rev, m in snap.mirrors.items():
+        lab = _label(rev)
+        for bound, count in m.answers.latency_buckets:
+            lines.append(f'{name}_bucket{{revision="{lab}",le="{_float(bound)}"}} {count}')
+        lines.append(f'{name}_sum{{revision="{lab}"}} {_float(m.answers.latency_sum)}')
+        lines.append(f'{name}_count{{revision="{lab}"}} {m.answers.latency_count}')
 
     family("rollwise_proxy_upstream_inflight", "gauge", "Requests in flight to each upstream replica.")
     for addr, u in sorted(snap.upstreams.items()):
