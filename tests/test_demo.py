@@ -87,7 +87,8 @@ def test_flag_file_changes_the_greeting_without_restart(start: Starter, tmp_path
     proc, port = start(DEMO_FLAGS_FILE=str(flags))
     assert json.loads(get(port)[2])["greeting"] == "hello"
     write(True)
-    assert json.loads(get(port)[2])["greeting"] == "hello, new world"
+    # The flagd provider polls the file's modification time (every 0.5 s by default).
+    wait_for(lambda: json.loads(get(port)[2])["greeting"] == "hello, new world", what="the new greeting")
     assert proc.poll() is None
 
 

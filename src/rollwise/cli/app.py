@@ -9,7 +9,7 @@ import sys
 import typer
 
 from rollwise import __version__
-from rollwise.cli import apply, commands, crds, get, history, install, lint, logs, plan, setters, status, up
+from rollwise.cli import apply, commands, crds, flags, get, history, install, lint, logs, plan, setters, status, up
 from rollwise.cli.errors import CliError
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ app.command("undo")(commands.undo)
 app.command("history")(history.history)
 app.command("logs")(logs.logs)
 app.add_typer(setters.app, name="set")
+app.add_typer(flags.app, name="flags")
 # Kubernetes.
 app.command("install")(install.install)
 

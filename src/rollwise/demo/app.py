@@ -4,8 +4,13 @@ PORT               port to listen on (127.0.0.1 unless DEMO_HOST says otherwise)
 DEMO_VERSION       version reported in the body and the X-Demo-Version header
 DEMO_ERROR_RATE    share of requests answered 500, spread evenly (0.3 = 3 in every 10)
 DEMO_LATENCY_MS    added delay per request
-DEMO_FLAGS_FILE    flagd document (else FLAGD_OFFLINE_FLAG_SOURCE_PATH, as Rollwise passes it);
-                   the flag `new-greeting` (boolean) changes the greeting
+DEMO_FLAGS_FILE    flagd document (else FLAGD_OFFLINE_FLAG_SOURCE_PATH, as Rollwise passes it), read
+                   through the OpenFeature SDK and its flagd provider in in-process file mode (the
+                   provider re-reads the file when it changes); the boolean flag `new-greeting`,
+                   evaluated for the user named by the `X-User` header or the `user` query
+                   parameter (the targeting key), changes the greeting
+DEMO_FLAGGED_ERROR_RATE  share of requests answered 500 among those on the flagged path (the new
+                   greeting), spread evenly: a bug behind a flag, for flag rollouts to catch
 
 /healthz answers 200 and is never slowed or failed, so readiness reflects the process, not the
 injected faults."""
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -30,18 +36,23 @@ class Settings:
     error_rate: float
     latency_s: float
     flags_file: Path | None
+    flagged_error_rate: float = 0.0
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Settings:
         rate = float(env.get("DEMO_ERROR_RATE", "0") or 0)
         if not 0 <= rate <= 1:
             raise ValueError(f"DEMO_ERROR_RATE must be between 0 and 1 (got {rate})")
+        flagged = float(env.get("DEMO_FLAGGED_ERROR_RATE", "0") or 0)
+        if not 0 <= flagged <= 1:
+            raise ValueError(f"DEMO_FLAGGED_ERROR_RATE must be between 0 and 1 (got {flagged})")
         flags = env.get("DEMO_FLAGS_FILE") or env.get("FLAGD_OFFLINE_FLAG_SOURCE_PATH")
         return cls(
             version=env.get("DEMO_VERSION", "v1"),
             error_rate=rate,
             latency_s=float(env.get("DEMO_LATENCY_MS", "0") or 0) / 1000,
             flags_file=Path(flags) if flags else None,
+            flagged_error_rate=flagged,
         )
 
 
@@ -60,22 +71,52 @@ class ErrorSchedule:
             return int(self.count * self.rate) > int((self.count - 1) * self.rate)
 
 
-def flag_enabled(path: Path | None, key: str) -> bool:
-    """The flag's default variant value; a missing file, flag or a DISABLED flag reads as off."""
-    if path is None:
-        return False
-    try:
-        doc: Any = json.loads(path.read_text())
-        flag = doc["flags"][key]
-        if flag.get("state", "ENABLED") != "ENABLED":
+class Flags:
+    """Feature flags through the standard OpenFeature SDK with the flagd provider reading the
+    file in-process: the same code works against a mounted ConfigMap on Kubernetes. A missing
+    file, flag or a DISABLED flag reads as off (the default passed to the SDK)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.client: Any = None
+        if path is None:
+            return
+        # Imported only when flags are used: the SDK and provider take about a second to import.
+        from openfeature import api
+        from openfeature.contrib.provider.flagd import FlagdProvider
+        from openfeature.contrib.provider.flagd.config import ResolverType
+
+        provider = FlagdProvider(resolver_type=ResolverType.FILE, offline_flag_source_path=str(path))
+        try:
+            # Evaluations before the provider is ready answer the default: wait before serving.
+            api.set_provider_and_wait(provider, domain="rollwise-demo")
+        except Exception as exc:  # no file yet: the provider keeps polling for it
+            print(
+                f"rollwise-demo: flags from {path} not readable yet ({type(exc).__name__}); off until they are",
+                file=sys.stderr,
+            )
+        self.client = api.get_client("rollwise-demo")
+
+    def enabled(self, key: str, user: str | None) -> bool:
+        if self.client is None:
             return False
-        return bool(flag["variants"][flag["defaultVariant"]])
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+        from openfeature.evaluation_context import EvaluationContext
+
+        context = EvaluationContext(targeting_key=user) if user else None
+        return bool(self.client.get_boolean_value(key, False, context))
 
 
-def make_handler(settings: Settings) -> type[BaseHTTPRequestHandler]:
+def user_of(path: str, headers: Any) -> str | None:
+    user = headers.get("X-User")
+    if user:
+        return str(user)
+    query = parse_qs(urlsplit(path).query)
+    return query["user"][0] if query.get("user") else None
+
+
+def make_handler(settings: Settings, flags: Flags | None = None) -> type[BaseHTTPRequestHandler]:
     errors = ErrorSchedule(settings.error_rate)
+    flagged_errors = ErrorSchedule(settings.flagged_error_rate)
+    reader = flags if flags is not None else Flags(settings.flags_file)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -109,7 +150,11 @@ def make_handler(settings: Settings) -> type[BaseHTTPRequestHandler]:
             if errors.next_fails():
                 self._send(500, {"error": "injected failure", "version": settings.version})
                 return
-            greeting = "hello, new world" if flag_enabled(settings.flags_file, "new-greeting") else "hello"
+            new = reader.enabled("new-greeting", user_of(self.path, self.headers))
+            if new and flagged_errors.next_fails():
+                self._send(500, {"error": "injected failure behind new-greeting", "version": settings.version})
+                return
+            greeting = "hello, new world" if new else "hello"
             self._send(200, {"version": settings.version, "greeting": greeting, "path": self.path})
 
         do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _serve

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from rollwise.lint.context import Checker
@@ -21,9 +22,25 @@ def _json_type(value: Any) -> str:
     return "list" if isinstance(value, list) else "null"
 
 
+# The operators flagd evaluates: JsonLogic's (as its providers implement them) and flagd's own.
+OPERATORS = frozenset(
+    {
+        *("var", "missing", "missing_some", "if", "?:", "and", "or", "!", "!!"),
+        *("==", "===", "!=", "!==", ">", ">=", "<", "<=", "max", "min", "+", "-", "*", "/", "%"),
+        *("map", "reduce", "filter", "all", "none", "some", "merge", "in", "cat", "substr", "log"),
+        *("fractional", "sem_ver", "starts_with", "ends_with"),
+    }
+)
+
+
 def check_flagset(c: Checker, fs: FlagSet) -> None:
+    evaluators = set(fs.spec.evaluators or {})
     for key, flag in fs.spec.flags.items():
         _check_flag(c, key, flag, ("spec", "flags", key))
+        if flag.targeting:
+            _check_rules(c, flag.targeting, ("spec", "flags", key, "targeting"), evaluators)
+    for name, rule in (fs.spec.evaluators or {}).items():
+        _check_rules(c, rule, ("spec", "$evaluators", name), evaluators)
     for i, env in enumerate(fs.spec.env or []):
         if env.flag not in fs.spec.flags:
             c.error(("spec", "env", i, "flag"), f"no flag named {env.flag!r} in this FlagSet")
@@ -88,3 +105,29 @@ def _check_fractional(c: Checker, flag: Flag, args: Any, path: FieldPath) -> Non
         total += weight
     if total != 100:
         c.error(path, f"weights must add up to 100 (got {total})")
+
+
+def _check_rules(c: Checker, node: Any, path: FieldPath, evaluators: set[str]) -> None:
+    """Every object in a rule is one operator applied to its arguments: an unknown operator or an
+    object of several keys is a rule flagd cannot evaluate (it would fail or return the object)."""
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            _check_rules(c, item, (*path, i), evaluators)
+        return
+    if not isinstance(node, dict):
+        return
+    if list(node) == ["$ref"]:
+        if node["$ref"] not in evaluators:
+            known = ", ".join(sorted(evaluators)) or "none defined"
+            c.error((*path, "$ref"), f"no evaluator named {node['$ref']!r} in $evaluators ({known})")
+        return
+    if len(node) != 1:
+        c.error(path, f"a rule must be one operator applied to its arguments (got keys {', '.join(node)})")
+        return
+    op, args = next(iter(node.items()))
+    if op not in OPERATORS:
+        close = difflib.get_close_matches(op, OPERATORS, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "see flagd's targeting operators"
+        c.error((*path, op), f"unknown operator {op!r}; {hint}")
+        return
+    _check_rules(c, args, (*path, op), evaluators)

@@ -15,6 +15,9 @@ from rollwise import __version__
 from rollwise.engine import Command
 from rollwise.platforms.local.daemon import apply, logs, metrics, views
 from rollwise.platforms.local.daemon.controller import Controller, load_rollout
+from rollwise.platforms.local.daemon.flags_api import FlagsApi
+from rollwise.platforms.local.daemon.flags_rollout import FlagRollouts
+from rollwise.platforms.local.daemon.flags_service import FlagService
 from rollwise.platforms.local.daemon.http_server import Request, Response
 from rollwise.platforms.local.daemon.proxies import ProxyError
 from rollwise.platforms.local.store import RolloutRecord
@@ -31,6 +34,11 @@ class Api:
         self.store = controller.store
         self.shutdown = shutdown
         self._expected = f"Bearer {token}".encode()
+        self.flag_service = FlagService(state_dir, self.store)
+        self.flag_service.sync()
+        rollouts = FlagRollouts(state_dir, self.store, self.flag_service, controller._job_env, controller.clock)
+        rollouts.resume_all()
+        self.flags = FlagsApi(self.flag_service, rollouts)
 
     async def handle(self, req: Request) -> Response:
         if req.path == "/metrics":
@@ -57,6 +65,8 @@ class Api:
             return self._list() if method == "GET" else Response.error(405, "use GET")
         if path == "/v1/shutdown":
             return await self._shutdown(req) if method == "POST" else Response.error(405, "use POST")
+        if self.flags.handles(path):
+            return await self.flags.route(req, _object(req) if method == "POST" else {})
         m = _ROLLOUT.match(path)
         if m is None:
             return Response.error(404, f"no such path: {path}")
@@ -100,6 +110,8 @@ class Api:
                 warnings=warnings,
             )
         for item in result.applied:
+            if item.kind == "FlagSet":
+                self.flag_service.applied(item.namespace, item.name, f"apply {file}")
             if item.kind == "Rollout":
                 if item.changed:
                     self.controller.event(item.name, "Normal", "Applied", f"generation {item.generation} from {file}")

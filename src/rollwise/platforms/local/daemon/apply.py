@@ -17,11 +17,15 @@ from rollwise.lint import lint_loaded
 from rollwise.lint.context import Checker
 from rollwise.platforms.local.store import Store
 from rollwise.spec.analysis import AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate
+from rollwise.spec.flags import FlagSet
 from rollwise.spec.loader import Foreign, Loaded, load_text
 from rollwise.spec.problems import Problem, SpecError
 from rollwise.spec.rollout import Rollout
 
 TEMPLATE_KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
+# Applied before and not redefined in the file: lint knows them (templates, and FlagSets a
+# rollout's featureFlags names).
+KNOWN_KINDS = (*TEMPLATE_KINDS, "FlagSet")
 
 
 @dataclass
@@ -30,6 +34,7 @@ class Applied:
     name: str
     generation: int
     changed: bool
+    namespace: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "generation": self.generation, "changed": self.changed}
@@ -91,7 +96,7 @@ def apply(store: Store, text: str, file: str) -> ApplyResult:
             else:
                 namespace = "" if isinstance(res, ClusterAnalysisTemplate) else res.metadata.namespace or "default"
                 generation, changed = store.apply_resource(res.kind, namespace, name, doc, yaml_text)
-            result.applied.append(Applied(res.kind, name, generation, changed))
+            result.applied.append(Applied(res.kind, name, generation, changed, res.metadata.namespace or "default"))
     return result
 
 
@@ -109,10 +114,10 @@ def _stored_templates(store: Store, loaded: list[Loaded]) -> list[Loaded]:
     here = {
         (i.resource.kind, i.resource.metadata.name)
         for i in loaded
-        if isinstance(i.resource, AnalysisTemplate | ClusterAnalysisTemplate)
+        if isinstance(i.resource, AnalysisTemplate | ClusterAnalysisTemplate | FlagSet)
     }
     out: list[Loaded] = []
-    for kind in TEMPLATE_KINDS:
+    for kind in KNOWN_KINDS:
         for record in store.list_resources(kind):
             if (kind, record.name) in here:
                 continue
@@ -162,11 +167,6 @@ def _check_rollout(c: Checker, ro: Rollout, taken: dict[int, str]) -> None:
         c.error(
             ("spec", "strategy", "abTest", "stickyBy", "header"),
             "the local proxy keeps a user on a variant with a cookie; use stickyBy: {cookie: NAME}",
-        )
-    if spec.feature_flags is not None:
-        c.warn(
-            ("spec", "featureFlags"),
-            f"the local platform does not write flag files yet: replicas start without {spec.feature_flags.file_env}",
         )
     listen = spec.listen
     if listen is not None:

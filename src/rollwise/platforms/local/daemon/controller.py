@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from rollwise.analysis.args import SecretResolver
 from rollwise.analysis.timestamps import utc_now
 from rollwise.engine import Command, Plan, reconcile
-from rollwise.platforms.local.daemon import changes
+from rollwise.platforms.local.daemon import changes, flags_env
 from rollwise.platforms.local.daemon.analysis_runner import AnalysisRunner
 from rollwise.platforms.local.daemon.carry import Carrier
 from rollwise.platforms.local.daemon.jobs import JobEnv
@@ -227,7 +227,8 @@ class Controller:
         now = self.clock()
         seen = observe(carrier.views(), carrier.desired, rollout.spec.min_ready_seconds, now)
         commands, worker.commands = worker.commands, []
-        plan = reconcile(rollout, seen.observed, now, self.runner.verdicts(name), commands)
+        observed = flags_env.with_config(seen.observed, self.store, self.supervisor.state_dir, rollout)
+        plan = reconcile(rollout, observed, now, self.runner.verdicts(name), commands)
         self._record_revision(rollout, plan)
         problems = await carrier.carry(rollout, plan)
         self.runner.apply(rollout, plan)
@@ -272,6 +273,7 @@ class Controller:
         process = rollout.spec.process
         if process is None or self.store.revision(name, plan.revision) is not None:
             return
+        process = flags_env.with_flags(process, self.store, self.supervisor.state_dir, rollout)
         template = process.model_dump(by_alias=True, exclude_none=True, mode="json")
         self.store.record_revision(name, plan.revision, template)
         self._templates[(name, plan.revision)] = process
