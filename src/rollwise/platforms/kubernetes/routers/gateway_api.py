@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from lightkube import AsyncClient
@@ -58,6 +59,9 @@ class GatewayAPIRouter:
     ) -> None:
         self.client = client
         self.namespace = routing.namespace or namespace
+        # Services live beside the Rollout; an HTTPRoute elsewhere names their namespace (and the
+        # user grants it with a ReferenceGrant).
+        self.service_namespace = None if self.namespace == namespace else namespace
         self.routing = routing
         self.field_manager = field_manager
         self.own_services = {s for s in (stable_service, canary_service) if s}
@@ -132,12 +136,12 @@ class GatewayAPIRouter:
             f"{' or '.join(sorted(services)) or 'the stable Service'}: point the rule to manage at the stable Service"
         )
 
-    def _port(self, rule: Obj, backends: Backends) -> int:
+    def _port(self, rule: Obj, backends: Backends) -> _At:
         if backends.port is not None:
-            return backends.port
+            return _At(backends.port, self.service_namespace)
         for ref in rule.get("backendRefs") or []:
             if ref.get("port") is not None:
-                return int(ref["port"])
+                return _At(int(ref["port"]), self.service_namespace)
         raise RouterError(
             f"HTTPRoute {self.namespace}/{self.routing.http_route}: a Service backendRef needs a port, "
             "and the managed rule names none"
@@ -198,16 +202,27 @@ def _service_ref(ref: Obj) -> str | None:
     return None
 
 
-def _ref(service: str, port: int, weight: int | None) -> Obj:
+@dataclass(frozen=True)
+class _At:
+    """Where a backendRef points besides the Service's name."""
+
+    port: int
+    namespace: str | None
+
+
+def _ref(service: str, at: _At, weight: int | None) -> Obj:
     # group and kind as the server defaults them, so that an unchanged rule compares equal to the
     # stored one and costs no write.
-    out: Obj = {"group": "", "kind": "Service", "name": service, "port": port}
+    out: Obj = {"group": "", "kind": "Service", "name": service}
+    if at.namespace is not None:
+        out["namespace"] = at.namespace
+    out["port"] = at.port
     if weight is not None:
         out["weight"] = weight
     return out
 
 
-def _backend_refs(existing: list[Obj], weights: Mapping[str, int], backends: Backends, port: int) -> list[Obj]:
+def _backend_refs(existing: list[Obj], weights: Mapping[str, int], backends: Backends, port: _At) -> list[Obj]:
     out: list[Obj] = []
     for revision, weight in weights.items():
         service = backends.service_of(revision)
@@ -228,7 +243,7 @@ def _is_own_mirror(f: Obj, services: set[str]) -> bool:
     return f.get("type") == "RequestMirror" and _service_ref(ref) in services
 
 
-def _set_mirrors(rule: Obj, mirrors: list[MirrorRoute], backends: Backends, port: int, services: set[str]) -> None:
+def _set_mirrors(rule: Obj, mirrors: list[MirrorRoute], backends: Backends, port: _At, services: set[str]) -> None:
     keep = [f for f in rule.get("filters") or [] if not _is_own_mirror(f, services)]
     ours = [
         {
