@@ -78,9 +78,9 @@ def test_missing_arg_is_an_error() -> None:
     assert m.phase == "Error" and "command[1] uses {{args.nope}}" in (m.message or "")
 
 
-def test_kubernetes_job_says_what_is_missing() -> None:
+def test_a_kubernetes_job_outside_kubernetes_says_what_to_use_instead() -> None:
     m = metric(name="k8s", provider={"job": {"spec": {"template": {"spec": {"containers": []}}}}})
     out = run(measure_safely(m, {}, context()))
     assert out.phase == "Error"
-    assert out.message == f"not implemented: {KUBERNETES_JOB_MISSING}"
-    assert "Kubernetes platform's job runner" in KUBERNETES_JOB_MISSING
+    assert out.message == KUBERNETES_JOB_MISSING
+    assert "give provider.job.command instead" in KUBERNETES_JOB_MISSING

@@ -19,13 +19,14 @@ from rollwise.spec.analysis import HttpAuth, Measurement, Metric
 
 if TYPE_CHECKING:
     from rollwise.analysis.providers.builtin import BuiltinPrometheus, TrafficSource
+    from rollwise.analysis.providers.kubernetes_job import KubernetesJobs
 
 
 @dataclass(frozen=True)
 class MeasureContext:
     """Where a measurement runs. `revisions` maps roles ("canary", "stable") to revision names for
     builtin metrics; `traffic` is the local proxy's counters, `builtin_prometheus` the Kubernetes
-    way to the same figures."""
+    way to the same figures; `kubernetes_jobs` where job metrics with a JobSpec run."""
 
     clock: Callable[[], datetime] = utc_now
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -33,6 +34,7 @@ class MeasureContext:
     revisions: Mapping[str, str] = field(default_factory=dict)
     traffic: TrafficSource | None = None
     builtin_prometheus: BuiltinPrometheus | None = None
+    kubernetes_jobs: KubernetesJobs | None = None
 
 
 class Provider(Protocol):

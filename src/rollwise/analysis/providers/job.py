@@ -1,4 +1,5 @@
 """A check whose exit status is the verdict: exit 0 is Successful, any other exit Failed.
+(On Kubernetes, `provider.job.spec` runs as a Job instead: kubernetes_job.py.)
 
 The command is an argv list run without a shell, in its own process group so that a timeout
 kills whatever it started too. A timeout, a missing program or death by a signal is an Error: the
@@ -26,8 +27,8 @@ from rollwise.spec.common import duration_seconds
 _TAIL = 500
 
 KUBERNETES_JOB_MISSING = (
-    "a Kubernetes Job measurement (provider.job.spec) needs the Kubernetes platform's job runner, "
-    "which is not built yet; on the local platform give provider.job.command instead"
+    "a Kubernetes Job measurement (provider.job.spec) runs only on the Kubernetes platform; "
+    "on the local platform give provider.job.command instead"
 )
 
 
@@ -36,7 +37,11 @@ class JobMeasurer:
         spec = metric.provider.job
         assert spec is not None
         if spec.command is None:
-            raise NotImplementedError(KUBERNETES_JOB_MISSING)
+            if context.kubernetes_jobs is None:
+                return errored(KUBERNETES_JOB_MISSING, context.clock(), context, args)
+            from rollwise.analysis.providers.kubernetes_job import measure_with_job  # needs lightkube
+
+            return await measure_with_job(context.kubernetes_jobs, metric, args, context)
         started = context.clock()
         try:
             argv = [
