@@ -9,7 +9,7 @@ import sys
 import typer
 
 from rollwise import __version__
-from rollwise.cli import apply, commands, crds, flags, get, history, install, lint, logs, plan, setters, status, up
+from rollwise.cli import crds, flags, install, lint, plan, verbs
 from rollwise.cli.errors import CliError
 
 app = typer.Typer(
@@ -22,22 +22,22 @@ app = typer.Typer(
 app.command("lint")(lint.lint)
 app.command("crds")(crds.crds)
 app.command("plan")(plan.plan)
-# The local platform.
-app.command("up")(up.up)
-app.command("down")(up.down)
-app.command("apply")(apply.apply)
-app.command("get")(get.get)
-app.command("list")(get.list_rollouts)
-app.command("status")(status.status)
-app.command("promote")(commands.promote)
-app.command("abort")(commands.abort)
-app.command("retry")(commands.retry)
-app.command("pause")(commands.pause)
-app.command("resume")(commands.resume)
-app.command("undo")(commands.undo)
-app.command("history")(history.history)
-app.command("logs")(logs.logs)
-app.add_typer(setters.app, name="set")
+# Both platforms: the local control plane, or a cluster (rules in cli/platform.py).
+app.command("up")(verbs.up_)
+app.command("down")(verbs.down_)
+app.command("apply")(verbs.apply_)
+app.command("get")(verbs.get_)
+app.command("list")(verbs.list_)
+app.command("status")(verbs.status_)
+app.command("promote")(verbs.promote)
+app.command("abort")(verbs.abort)
+app.command("retry")(verbs.retry)
+app.command("pause")(verbs.pause)
+app.command("resume")(verbs.resume)
+app.command("undo")(verbs.undo)
+app.command("history")(verbs.history_)
+app.command("logs")(verbs.logs_)
+app.add_typer(verbs.set_app, name="set")
 app.add_typer(flags.app, name="flags")
 # Kubernetes.
 app.command("install")(install.install)
