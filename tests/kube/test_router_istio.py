@@ -280,3 +280,43 @@ def _sticky() -> Any:
     from rollwise.spec.strategies.abtest import StickyKey
 
     return StickyKey(cookie="variant")
+
+
+class RacingClient(AsyncClient):
+    """A client whose next write is preceded by another writer's edit of the same object: the
+    write then carries a stale resourceVersion, as when a user edits between Rollwise's read and
+    write."""
+
+    def __init__(self, *args: Any, other: AsyncClient, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.other = other
+        self.races = 0
+
+    async def replace(self, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.races:
+            self.races -= 1
+            live = await self.other.get(VirtualService, "echo", namespace="default")
+            live["spec"]["gateways"] = [*live["spec"]["gateways"], f"gw-{self.races}"]
+            await self.other.replace(live)
+        return await super().replace(obj, *args, **kwargs)
+
+
+@pytest.mark.asyncio
+async def test_istio_write_racing_another_writer_keeps_both(
+    api: ApiServer, client: AsyncClient, shared_crds: Path
+) -> None:
+    from tests.kube.helpers import kubeconfig
+
+    await client.create(virtual_service([ADMIN_ROUTE, PRIMARY]))
+    async with RacingClient(kubeconfig(api), trust_env=False, other=client) as racing:
+        racing.races = 2
+        router = router_for(rollout({"virtualService": {"name": "echo", "routes": ["primary"]}}), racing, "rollwise")
+        assert router is not None
+        assert await step(router, RouteTable({"r1": 70, "r2": 30})) == []
+    assert racing.races == 0
+    conflicts = [a for a in api.audit if a.verb == "update" and a.resource == "virtualservices" and a.code == 409]
+    assert len(conflicts) == 2
+    spec = spec_of(api, "networking.istio.io/v1", "VirtualService", "echo")
+    assert spec["gateways"] == ["public", "gw-1", "gw-0"]
+    assert spec["http"][1]["route"] == [dest("echo-stable", 70), dest("echo-canary", 30)]
+    check_all_custom(api, shared_crds, "virtualservices")

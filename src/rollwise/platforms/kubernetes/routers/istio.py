@@ -162,7 +162,11 @@ class IstioRouter:
             if role is None:
                 raise RouterError(f"revision {revision} has no stable/canary role, so no DestinationRule subset")
             subset = next(name for name, r in self.subsets.items() if r == role)
-            dest: Obj = {"host": host or (base or {}).get("host"), "subset": subset}
+            # The route's own spelling of the host when it names the DestinationRule's host.
+            base_host = (base or {}).get("host")
+            if base_host is None or (host is not None and not self._same_host(base_host, host)):
+                base_host = host
+            dest: Obj = {"host": base_host, "subset": subset}
         else:
             dest = {"host": backends.service_of(revision)}
         if port is not None:
@@ -211,9 +215,12 @@ class IstioRouter:
         else:
             route.pop("mirrors", None)
 
+    def _same_host(self, a: str, b: str | None) -> bool:
+        return b is not None and _short_host(a, self.namespace) == _short_host(b, self.namespace)
+
     def _is_own(self, dest: Obj, host: str | None) -> bool:
         if self.subsets:
-            return dest.get("host") == host and dest.get("subset") in self.subsets
+            return self._same_host(dest.get("host", ""), host) and dest.get("subset") in self.subsets
         return _short_host(dest.get("host", ""), self.namespace) in self.own_services
 
     # --- observe ----------------------------------------------------------------------------------
@@ -243,7 +250,7 @@ class IstioRouter:
         managed = [routes[i] for i in self._managed(routes)]
 
         def name_of(dest: Obj) -> str:
-            if self.subsets and dest.get("host") == host and dest.get("subset") in self.subsets:
+            if self._is_own(dest, host) and self.subsets:
                 subset = dest["subset"]
                 revision = backends.revision_in(self.subsets[subset])
                 return backends.name_of(revision) if revision is not None else f"{host}/{subset}"
