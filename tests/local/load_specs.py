@@ -131,3 +131,17 @@ def ab_test(name: str, version: str, *, weight: int = 30) -> str:
                 - name: {AB_HEADER[0]}
                   exact: {AB_HEADER[1]}"""
     return _rollout(name, version, strategy)
+
+
+def dynamic_canary(name: str, version: str, *, latency_ms: int = 0) -> str:
+    strategy = """    canary:
+      trafficRouting:
+        local: {}
+      dynamic:
+        startWeight: 20
+        minStepWeight: 10
+        maxStepWeight: 20
+        maxWeight: 100
+        interval: 5s
+        minSamples: 200"""
+    return _rollout(name, version, strategy, latency_ms=latency_ms)

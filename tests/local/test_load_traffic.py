@@ -233,3 +233,25 @@ def test_builtin_analysis_judges_a_shadow_by_its_mirrored_answers(plane: Plane) 
     window = load.since(begin, end)
     assert_served_by_platform(window, "shadow with analysis")
     assert {s.version for s in window} == {"v1"} and not [s for s in window if s.status == 500]
+
+
+def test_dynamic_canary_aborted_for_latency_alone_under_load(plane: Plane) -> None:
+    """v2 answers every request correctly, 20 ms late: the dynamic canary's sequential test sees
+    its requests exceed stable's p95 far more often than stable's and aborts it."""
+    name = "load-dynamic"
+    v1 = start(plane, name, load_specs.dynamic_canary(name, "v1"))
+    with LoadGenerator(*plane.endpoint(name), rate=RATE) as load:
+        load.wait_count_since(0, 300, timeout=30)  # stable's p95 is measured before the canary
+        begin = time.monotonic()
+        plane.apply(load_specs.dynamic_canary(name, "v2", latency_ms=20))
+        aborted = plane.wait(name, lambda s: s["phase"] == "Aborted", "the slow canary aborted", timeout=120)
+        assert aborted["weights"] == {v1: 100}
+        settled(plane, name, v1, 2)
+        end = time.monotonic()
+    runs = [r for r in plane.rollout(name)["analysis"] if r["kind"] == "dynamic"]
+    failed = [m["message"] for r in runs for m in r["metrics"] if m["phase"] == "Failed"]
+    print(f"dynamic canary: {aborted['message']}; {failed}")
+    assert failed and "slow" in failed[-1], runs
+    window = load.since(begin, end)
+    assert_served_by_platform(window, "dynamic canary")
+    assert "v2" in {s.version for s in window} and not [s for s in window if s.status == 500]

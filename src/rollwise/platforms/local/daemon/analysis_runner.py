@@ -13,7 +13,6 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
-from rollwise.analysis.sequential import Evidence
 from rollwise.analysis.timestamps import parse_time
 from rollwise.engine import AnalysisRunRequest, Plan
 from rollwise.platforms.local.daemon import run_request
@@ -118,7 +117,15 @@ class AnalysisRunner:
         status = plan.status
         if req.kind == "dynamic":
             weight = status.dynamic.weight if status.dynamic is not None else 0
-            return DynamicJudgement(req, env, None, evidence=self._evidence_before(name, req), weight=weight)
+            before = self._dynamic_before(name, req)
+            return DynamicJudgement(
+                req,
+                env,
+                None,
+                evidence=before.after if before is not None else None,
+                weight=weight,
+                latency_threshold_ms=before.latency_threshold_ms if before is not None else None,
+            )
         if req.kind == "abWinner":
             since = parse_time(status.stage_started_at) if status.stage_started_at else None
             return WinnerJudgement(req, env, None, since=since)
@@ -149,10 +156,11 @@ class AnalysisRunner:
         model = ClusterAnalysisTemplate if cluster else AnalysisTemplate
         return model.model_validate(record.document).spec
 
-    def _evidence_before(self, rollout: str, req: AnalysisRunRequest) -> Evidence | None:
-        """A dynamic canary's evidence accumulates over its intervals: start from the last one's."""
+    def _dynamic_before(self, rollout: str, req: AnalysisRunRequest) -> DynamicJudgement | None:
+        """A dynamic canary's evidence (and its latency threshold) accumulate over its intervals:
+        the last interval's judgement to start from."""
         prefix = req.name.rsplit("-dyn", 1)[0]
-        best: tuple[int, Evidence] | None = None
+        best: tuple[int, DynamicJudgement] | None = None
         for h in self._runs.get(rollout, {}).values():
             job = h.job
             if (
@@ -162,7 +170,7 @@ class AnalysisRunner:
                 and (h.request.step or 0) < (req.step or 0)
                 and (best is None or (h.request.step or 0) > best[0])
             ):
-                best = (h.request.step or 0, job.after)
+                best = (h.request.step or 0, job)
         return None if best is None else best[1]
 
     def _launch(self, handle: RunHandle) -> None:

@@ -34,6 +34,9 @@ STABLE_HISTORY_SECONDS = 600.0
 # Mismatches must be clearly above the allowed rate before the comparison fails early.
 EARLY_FAIL_MIN_COMPARED = 20
 EARLY_FAIL_Z = 2.576
+# Stable must have answered this many requests before a dynamic canary for its p95 to become the
+# latency threshold; with fewer, the canary is judged on errors alone.
+MIN_LATENCY_HISTORY = 100
 # At most this many latency samples are rebuilt from a histogram for the A/B report.
 MAX_LATENCY_SAMPLES = 5000
 
@@ -121,14 +124,42 @@ class Judgement:
         raise NotImplementedError
 
 
-def _pair(c: TrafficCounts) -> list[int]:
-    return [c.requests, c.errors]
+def _pair(c: TrafficCounts, threshold_ms: float | None = None) -> list[int]:
+    """What an interval subtracts from: requests, errors and, when latency is judged, the
+    requests slower than the threshold."""
+    return [c.requests, c.errors] if threshold_ms is None else [c.requests, c.errors, slow_count(c, threshold_ms)]
+
+
+def p95_bound(c: TrafficCounts | None) -> float | None:
+    """The smallest bound of `c`'s histogram (ms) at or under which 95% of its requests were
+    answered; None without enough requests to tell. A bound rather than an interpolated p95: the
+    counts of slower requests are then exact, read straight off the histogram."""
+    if c is None or c.latency_count < MIN_LATENCY_HISTORY:
+        return None
+    total = c.latency_count
+    for bound, count in c.latency_buckets:
+        if math.isfinite(bound) and count >= 0.95 * total:
+            return bound
+    return None
+
+
+def slow_count(c: TrafficCounts, threshold_ms: float) -> int:
+    """Requests of `c` slower than `threshold_ms`, one of its histogram's bounds."""
+    under = 0
+    for bound, count in c.latency_buckets:
+        if bound > threshold_ms * (1 + 1e-9):
+            break
+        under = count
+    return max(0, c.latency_count - under)
 
 
 class DynamicJudgement(Judgement):
     """One interval of a dynamic canary: the canary's and stable's requests and errors during it,
-    folded into the evidence of the earlier intervals. Harm aborts at once; at the interval's end
-    a raise is Successful, a hold Inconclusive."""
+    and how many of their requests were slower than stable's p95 from before the canary (the
+    latency threshold, held for the whole rollout: the first interval takes it from stable's
+    history, later ones are given it with the evidence), folded into the evidence of the earlier
+    intervals. Harm (errors or slowness) aborts at once; at the interval's end a raise is
+    Successful, a hold Inconclusive."""
 
     name = "sequential-test"
 
@@ -140,6 +171,7 @@ class DynamicJudgement(Judgement):
         *,
         evidence: Evidence | None = None,
         weight: int = 0,
+        latency_threshold_ms: float | None = None,
     ) -> None:
         super().__init__(request, env, state)
         assert request.dynamic is not None
@@ -149,6 +181,8 @@ class DynamicJudgement(Judgement):
         self.after: Evidence | None = Evidence.from_dict(state["evidenceAfter"]) if state.get("evidenceAfter") else None
         self.base: dict[str, list[int]] | None = state.get("base")
         self.weight = int(state.get("weight", weight))
+        threshold = state.get("latencyThresholdMs", latency_threshold_ms)
+        self.latency_threshold_ms: float | None = None if threshold is None else float(threshold)
         self.end = self.started_at + timedelta(seconds=duration_seconds(self.config.interval))
 
     def state(self) -> dict[str, Any]:
@@ -160,32 +194,48 @@ class DynamicJudgement(Judgement):
             out["evidenceAfter"] = self.after.to_dict()
         if self.base is not None:
             out["base"] = self.base
+        if self.latency_threshold_ms is not None:
+            out["latencyThresholdMs"] = self.latency_threshold_ms
         return out
 
     def begin(self) -> None:
         traffic, req = self.env.traffic, self.request
         if self.evidence is None:
             history = traffic.traffic(req.stable_revision, STABLE_HISTORY_SECONDS) if req.stable_revision else None
-            self.evidence = Evidence.with_stable_history(history.requests, history.errors) if history else Evidence()
+            self.latency_threshold_ms = threshold = p95_bound(history)
+            if history is None:
+                self.evidence = Evidence()
+            else:
+                slow = None if threshold is None else slow_count(history, threshold)
+                self.evidence = Evidence.with_stable_history(history.requests, history.errors, slow)
         if self.base is None:
+            threshold = self.latency_threshold_ms
             stable = traffic.totals(req.stable_revision) if req.stable_revision else TrafficCounts(0, 0)
-            self.base = {"canary": _pair(traffic.totals(req.revision)), "stable": _pair(stable)}
+            self.base = {"canary": _pair(traffic.totals(req.revision), threshold), "stable": _pair(stable, threshold)}
 
     def evaluate(self, now: datetime) -> tuple[Verdict, str, str | None] | None:
         traffic, req = self.env.traffic, self.request
         assert self.base is not None and self.evidence is not None
         canary = traffic.totals(req.revision)
         stable = traffic.totals(req.stable_revision) if req.stable_revision else TrafficCounts(0, 0)
-        (cn, ce), (sn, se) = self.base["canary"], self.base["stable"]
+        base_canary, base_stable = self.base["canary"], self.base["stable"]
+        (cn, ce), (sn, se) = base_canary[:2], base_stable[:2]
+        threshold = self.latency_threshold_ms
         if canary.requests < cn or stable.requests < sn:
             # A proxy restarted and its counters began again: this interval starts over from here.
-            self.base = {"canary": _pair(canary), "stable": _pair(stable)}
+            self.base = {"canary": _pair(canary, threshold), "stable": _pair(stable, threshold)}
             return None
+        canary_slow = stable_slow = None
+        if threshold is not None and len(base_canary) == 3 and len(base_stable) == 3:
+            canary_slow = min(max(0, slow_count(canary, threshold) - base_canary[2]), canary.requests - cn)
+            stable_slow = min(max(0, slow_count(stable, threshold) - base_stable[2]), stable.requests - sn)
         window = WindowCounts(
             canary_requests=canary.requests - cn,
             canary_errors=min(canary.errors - ce, canary.requests - cn),
             stable_requests=stable.requests - sn,
             stable_errors=min(stable.errors - se, stable.requests - sn),
+            canary_slow=canary_slow,
+            stable_slow=stable_slow,
         )
         decision = decide(self.config, self.weight, self.evidence, window)
         value = f"{decision.statistics.harm_progress:.3f}"
