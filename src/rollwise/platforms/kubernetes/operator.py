@@ -107,6 +107,7 @@ class Controller:
         )
         self.workers: dict[Key, Worker] = {}
         self.reconciles = 0
+        self.closed = False
 
     async def reconcile(self, key: Key) -> float:
         """One reconcile; the seconds until the worker must look again."""
@@ -128,6 +129,8 @@ class Controller:
         return wait
 
     def wake(self, key: Key) -> None:
+        if self.closed:
+            return  # stopping: kopf still delivers events until it stops too
         worker = self.workers.get(key)
         if worker is None:
             worker = self.workers[key] = Worker(self, key)
@@ -141,6 +144,7 @@ class Controller:
         self.reconciler.forget(key)
 
     async def shutdown(self) -> None:
+        self.closed = True
         for key in list(self.workers):
             worker = self.workers.pop(key)
             await worker.stop()
@@ -170,6 +174,9 @@ class Controller:
             settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.rollwise.dev")
             settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kopf.rollwise.dev")
             settings.posting.enabled = False  # Rollwise records its own events
+            # The resources and namespaces are known at start: no list/watch of every CRD and
+            # Namespace in the cluster (RBAC the controller would otherwise need).
+            settings.scanning.disabled = True
             settings.networking.connect_timeout = 10
             settings.watching.server_timeout = 300
 
