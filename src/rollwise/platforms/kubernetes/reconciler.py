@@ -33,7 +33,7 @@ from rollwise.platforms.kubernetes import services, workloads
 from rollwise.platforms.kubernetes.analysis import AnalysisRunner
 from rollwise.platforms.kubernetes.commands import CommandError, PendingCommand, pending
 from rollwise.platforms.kubernetes.events import EventRecorder, EventType
-from rollwise.platforms.kubernetes.names import API_VERSION, COMMAND_ANNOTATION, FIELD_MANAGER, Rollout, replicaset_name
+from rollwise.platforms.kubernetes.names import COMMAND_ANNOTATION, FIELD_MANAGER, Rollout, replicaset_name
 from rollwise.platforms.kubernetes.routers.base import Router, RouterError, verify_routes
 from rollwise.platforms.local.daemon import changes
 from rollwise.spec.rollout import Rollout as RolloutModel
@@ -164,7 +164,7 @@ class Reconciler:
         wrote = False
         if new_doc != old_doc:
             try:
-                await self._write_status(namespace, name, meta.get("resourceVersion"), new_doc)
+                await self._write_status(namespace, name, meta.get("resourceVersion"), obj.get("status") or {}, new_doc)
             except ApiError as exc:
                 if exc.status.code in (404, 409):
                     # Changed meanwhile (or gone): plan again on what is there now. A command
@@ -296,23 +296,19 @@ class Reconciler:
 
     # --- writes and events ----------------------------------------------------------------------
 
-    async def _write_status(self, namespace: str, name: str, version: str | None, doc: dict[str, Any]) -> None:
-        body = {
-            "apiVersion": API_VERSION,
-            "kind": "Rollout",
-            "metadata": {"name": name, "namespace": namespace, "resourceVersion": version},
-            "status": doc,
-        }
-        # Server-side apply of the whole status: fields the engine no longer reports go away, and
-        # the resourceVersion read makes a status computed from a stale read a 409.
+    async def _write_status(
+        self, namespace: str, name: str, version: str | None, stored: dict[str, Any], doc: dict[str, Any]
+    ) -> None:
+        # A JSON merge patch of the difference (removed fields as nulls) on the status
+        # subresource; the resourceVersion read makes a status computed from a stale read a 409.
+        body = {"metadata": {"resourceVersion": version}, "status": merge_diff(stored, doc)}
         await self.client.patch(
             Rollout.Status,
             name,
             body,
             namespace=namespace,
-            patch_type=PatchType.APPLY,
+            patch_type=PatchType.MERGE,
             field_manager=FIELD_MANAGER,
-            force=True,
         )
 
     async def _drop_command(self, namespace: str, name: str, raw: str | None) -> None:
@@ -386,6 +382,21 @@ def _dump(status: RolloutStatus) -> dict[str, Any]:
     doc = status.model_dump(by_alias=True, exclude_none=True, mode="json")
     normal: dict[str, Any] = json.loads(json.dumps(doc, sort_keys=True))
     return normal
+
+
+def merge_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) turning `old` into `new`: removed keys as null, maps
+    recursively, anything else (lists included) whole."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            inner = merge_diff(before, value)
+            if inner:
+                patch[key] = inner
+        elif value != before or key not in old:
+            patch[key] = value
+    return patch
 
 
 def _user_paused(status: RolloutStatus | None) -> bool:

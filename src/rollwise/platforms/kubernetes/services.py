@@ -37,7 +37,10 @@ def targets(rollout: Rollout, plan: Plan) -> list[ServiceTarget]:
         bg = strategy.blue_green
         weights = {r: w for r, w in plan.routes.weights.items() if w > 0}
         active = max(weights, key=lambda r: (weights[r], r)) if weights else stable
-        preview = plan.routes.preview or active
+        # The preview the engine chose, even before its pods are ready: the readiness gate below
+        # holds the selector until they all are.
+        chosen = status.blue_green.preview_revision if status.blue_green is not None else None
+        preview = plan.routes.preview or chosen or active
         if bg.active_service and active:
             out.append(ServiceTarget("active", bg.active_service, active))
         if bg.preview_service and preview:
