@@ -16,7 +16,7 @@ from rollwise.platforms.kubernetes.routers.gateway_api import GatewayAPIRouter, 
 from rollwise.spec.match import RouteMatch
 from rollwise.spec.rollout import Rollout
 from rollwise.testing.kubeapi import ApiServer
-from tests.kube.router_checks import check_all_custom, spec_of
+from tests.kube.router_checks import check_all_custom, sent, spec_of
 
 V1 = "gateway.networking.k8s.io/v1"
 BACKENDS = Backends(services={"r1": "echo-stable", "r2": "echo-canary"})
@@ -127,6 +127,9 @@ async def test_gateway_api_sequence(api: ApiServer, client: AsyncClient, shared_
     assert rules(api) == [DOCS, api_rule([ref("echo-stable", 90), ref("echo-canary", 10)])]
 
     assert await step(router, RouteTable({"r1": 50, "r2": 50}, matches=(MatchRoute("beta", "r2", BETA),))) == []
+    writes = len(sent(api, "httproutes"))
+    assert await step(router, RouteTable({"r1": 50, "r2": 50}, matches=(MatchRoute("beta", "r2", BETA),))) == []
+    assert len(sent(api, "httproutes")) == writes, "an apply that changes nothing writes nothing"
     assert rules(api) == [
         DOCS,
         api_rule(

@@ -16,7 +16,7 @@ from rollwise.platforms.kubernetes.routers.istio import DestinationRule, IstioRo
 from rollwise.spec.match import RouteMatch
 from rollwise.spec.rollout import Rollout
 from rollwise.testing.kubeapi import ApiServer
-from tests.kube.router_checks import check_all_custom, spec_of
+from tests.kube.router_checks import check_all_custom, sent, spec_of
 
 BACKENDS = Backends(services={"r1": "echo-stable", "r2": "echo-canary"}, roles={"r1": "stable", "r2": "canary"})
 
@@ -118,6 +118,9 @@ async def test_istio_sequence_by_service(api: ApiServer, client: AsyncClient, sh
     assert spec_of(api, "networking.istio.io/v1", "VirtualService", "echo") == before["spec"]
 
     assert await step(router, RouteTable({"r1": 90, "r2": 10})) == []
+    writes = len(sent(api, "virtualservices"))
+    assert await step(router, RouteTable({"r1": 90, "r2": 10})) == []
+    assert len(sent(api, "virtualservices")) == writes, "an apply that changes nothing writes nothing"
     vs = api.get_object("networking.istio.io/v1", "VirtualService", "default", "echo")
     assert vs is not None
     assert vs["spec"]["http"] == [ADMIN_ROUTE, PRIMARY | {"route": [dest("echo-stable", 90), dest("echo-canary", 10)]}]
