@@ -145,8 +145,7 @@ async def test_istio_sequence_by_service(api: ApiServer, client: AsyncClient, sh
     )
     assert await step(router, table) == []
     http = spec_of(api, "networking.istio.io/v1", "VirtualService", "echo")["http"]
-    mirror20 = {"destination": {"host": "echo-canary", "port": {"number": 80}}, "percentage": {"value": 20.0}}
-    mirror30 = {"destination": {"host": "echo-canary", "port": {"number": 80}}, "percentage": {"value": 30.0}}
+    canary = {"host": "echo-canary", "port": {"number": 80}}
     assert http == [
         ADMIN_ROUTE,
         {
@@ -155,9 +154,10 @@ async def test_istio_sequence_by_service(api: ApiServer, client: AsyncClient, sh
             "timeout": "5s",
             "retries": {"attempts": 3, "perTryTimeout": "2s"},
             "route": [dest("echo-stable", 100)],
-            "mirrors": [mirror30],
+            "mirror": canary,
+            "mirrorPercentage": {"value": 30.0},
         },
-        PRIMARY | {"route": [dest("echo-stable", 100)], "mirrors": [mirror20]},
+        PRIMARY | {"route": [dest("echo-stable", 100)], "mirror": canary, "mirrorPercentage": {"value": 20.0}},
     ]
 
     # Back to 100/0 with nothing else: the object reads exactly as the user wrote it.
@@ -242,7 +242,8 @@ async def test_istio_subsets_of_a_destination_rule(api: ApiServer, client: Async
     assert spec_of(api, "networking.istio.io/v1", "VirtualService", "echo")["http"] == [
         {
             "route": [dest("echo", 80, subset="stable", port=None), dest("echo", 20, subset="canary", port=None)],
-            "mirrors": [{"destination": {"host": "echo", "subset": "canary"}, "percentage": {"value": 5.0}}],
+            "mirror": {"host": "echo", "subset": "canary"},
+            "mirrorPercentage": {"value": 5.0},
         }
     ]
 
@@ -322,4 +323,33 @@ async def test_istio_write_racing_another_writer_keeps_both(
     spec = spec_of(api, "networking.istio.io/v1", "VirtualService", "echo")
     assert spec["gateways"] == ["public", "gw-1", "gw-0"]
     assert spec["http"][1]["route"] == [dest("echo-stable", 70), dest("echo-canary", 30)]
+    check_all_custom(api, shared_crds, "virtualservices")
+
+
+@pytest.mark.asyncio
+async def test_istio_mirrors_beside_the_users_own(api: ApiServer, client: AsyncClient, shared_crds: Path) -> None:
+    audit = {"destination": {"host": "audit"}, "percentage": {"value": 1.0}}
+    await client.create(virtual_service([PRIMARY | {"mirrors": [audit]}]))
+    router = router_for(rollout({"virtualService": {"name": "echo"}}), client, "rollwise")
+    assert router is not None
+    table = RouteTable({"r1": 100}, mirrors=(MirrorRoute("shadow", "r2", 20), MirrorRoute("more", "r2", 5)))
+    assert await step(router, table) == []
+    (primary,) = spec_of(api, "networking.istio.io/v1", "VirtualService", "echo")["http"]
+    ours = [
+        {"destination": {"host": "echo-canary", "port": {"number": 80}}, "percentage": {"value": 20.0}},
+        {"destination": {"host": "echo-canary", "port": {"number": 80}}, "percentage": {"value": 5.0}},
+    ]
+    assert primary["mirrors"] == [audit, *ours] and "mirror" not in primary
+    assert await step(router, RouteTable({"r1": 100})) == []
+    (primary,) = spec_of(api, "networking.istio.io/v1", "VirtualService", "echo")["http"]
+    assert primary == PRIMARY | {"mirrors": [audit]}
+
+    # A user's single `mirror` cannot take a second destination: refused, and nothing written.
+    live = await client.get(VirtualService, "echo", namespace="default")
+    live["spec"]["http"][0] = PRIMARY | {"mirror": {"host": "audit"}}
+    await client.replace(live)
+    writes = len(sent(api, "virtualservices"))
+    with pytest.raises(RouterError, match="already mirrors to audit with `mirror`"):
+        await router.apply(RouteTable({"r1": 100}, mirrors=(MirrorRoute("shadow", "r2", 20),)), BACKENDS)
+    assert len(sent(api, "virtualservices")) == writes
     check_all_custom(api, shared_crds, "virtualservices")

@@ -2,7 +2,8 @@
 of the user's DestinationRule).
 
 On each managed HTTP route Rollwise owns `route` (one destination per revision, with its weight)
-and the entries of `mirrors` that point at the rollout's own backends. Match and matched-mirror
+and the mirrors that point at the rollout's own backends (`mirror` + `mirrorPercentage`, or
+entries of `mirrors`). Match and matched-mirror
 routes are copies of a managed route (so they keep its timeout, retries, rewrite...) named
 `rollwise-<name>`, whose matches are the managed route's matches each combined with the table's,
 inserted just before the first managed route. Everything else is the user's and is left alone."""
@@ -37,6 +38,7 @@ VirtualService = create_namespaced_resource("networking.istio.io", "v1", "Virtua
 DestinationRule = create_namespaced_resource("networking.istio.io", "v1", "DestinationRule", "destinationrules")
 
 PREFIX = "rollwise-"
+_SINGLE_MIRROR = ("mirror", "mirrorPercentage", "mirrorPercent", "mirror_percent")
 REVISION_LABEL = "rollwise.dev/revision"
 Obj = dict[str, Any]
 
@@ -193,9 +195,11 @@ class IstioRouter:
     def _set_mirrors(
         self, route: Obj, mirrors: list[MirrorRoute], backends: Backends, base: Obj | None, host: str | None
     ) -> None:
+        """Rollwise's mirrors on `route`: one alone as `mirror` + `mirrorPercentage` (every Istio
+        release has them); beside the user's `mirrors` entries, or several, as `mirrors` entries
+        (Istio 1.19 and later). Istio refuses both forms on one route."""
         if "mirror" in route and self._is_own(route["mirror"], host):
-            # An earlier writer's single mirror to our backends: replaced by `mirrors`.
-            for key in ("mirror", "mirrorPercentage", "mirrorPercent", "mirror_percent"):
+            for key in _SINGLE_MIRROR:
                 route.pop(key, None)
         keep = [m for m in route.get("mirrors") or [] if not self._is_own(m.get("destination") or {}, host)]
         ours = [
@@ -207,13 +211,26 @@ class IstioRouter:
         ]
         if ours and "mirror" in route:
             raise RouterError(
-                f"route {route.get('name', '')} already mirrors with `mirror`; Rollwise adds to `mirrors`, "
-                "and Istio takes one or the other"
+                f"route {route.get('name', '')} already mirrors to {route['mirror'].get('host')} with `mirror`, "
+                "which takes one destination; list it under `mirrors` so that Rollwise can add its own"
             )
-        if keep or ours:
+        route.pop("mirrors", None)
+        if len(ours) == 1 and not keep:
+            route["mirror"] = ours[0]["destination"]
+            route["mirrorPercentage"] = ours[0]["percentage"]
+        elif keep or ours:
             route["mirrors"] = keep + ours
-        else:
-            route.pop("mirrors", None)
+
+    def _own_mirrors(self, route: Obj, host: str | None) -> list[Obj]:
+        """Rollwise's mirrors on `route` in the `mirrors` entry shape, from either form."""
+        out = [m for m in route.get("mirrors") or [] if self._is_own(m.get("destination") or {}, host)]
+        single = route.get("mirror")
+        if isinstance(single, dict) and self._is_own(single, host):
+            percentage = route.get("mirrorPercentage")
+            if percentage is None and route.get("mirrorPercent") is not None:
+                percentage = {"value": route["mirrorPercent"]}  # the deprecated integer form
+            out.append({"destination": single, "percentage": percentage})
+        return out
 
     def _same_host(self, a: str, b: str | None) -> bool:
         return b is not None and _short_host(a, self.namespace) == _short_host(b, self.namespace)
@@ -264,11 +281,10 @@ class IstioRouter:
         matches: list[ObservedMatch] = []
         mirrors: list[ObservedMirror] = []
         for r in managed:
-            for m in r.get("mirrors") or []:
-                if self._is_own(m.get("destination") or {}, host):
-                    mirrors.append(ObservedMirror(name_of(m["destination"]), _percent(m), ()))
+            for m in self._own_mirrors(r, host):
+                mirrors.append(ObservedMirror(name_of(m["destination"]), _percent(m), ()))
         for r in (r for r in http if _is_ours(r)):
-            own = [m for m in r.get("mirrors") or [] if self._is_own(m.get("destination") or {}, host)]
+            own = self._own_mirrors(r, host)
             found = _uncross(r.get("match") or [], base_matches)
             if own:
                 mirrors += [ObservedMirror(name_of(m["destination"]), _percent(m), found) for m in own]
