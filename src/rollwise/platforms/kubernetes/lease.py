@@ -108,7 +108,7 @@ class LeaderElector:
             leaseDurationSeconds=self.lease_seconds,
             acquireTime=now if taking_over else spec.acquireTime or now,
             renewTime=now,
-            leaseTransitions=(spec.leaseTransitions or 0) + (1 if taking_over and holder else 0),
+            leaseTransitions=(spec.leaseTransitions or 0) + (1 if taking_over else 0),
         )
         try:
             await self.client.replace(lease, field_manager=FIELD_MANAGER)
@@ -150,7 +150,7 @@ class LeaderElector:
             if renewed:
                 last_ok = time.monotonic()
                 continue
-            if not renewed and (time.monotonic() - last_ok >= self.lease_seconds or await self._taken()):
+            if time.monotonic() - last_ok >= self.lease_seconds or await self._taken():
                 log.error("lost the lease %s/%s", self.namespace, self.name)
                 self.leading.clear()
                 self.lost.set()
