@@ -124,12 +124,12 @@ async def test_a_config_change_starts_a_rollout_and_the_scale_subresource_scales
         (v1,) = replicasets(api, "web")
         assert v1 != revision_of(doc)  # the config's content is part of the revision
         await client.patch(ConfigMap, "web-config", {"data": {"a": "2"}}, namespace=NS, patch_type=PatchType.MERGE)
-        await settle(
-            api,
-            lambda: (
-                status(api, "web").get("stableRevision") not in (None, v1) and status(api, "web")["phase"] == "Healthy"
-            ),
-        )
+
+        def updated() -> bool:
+            now = status(api, "web")
+            return now.get("stableRevision") not in (None, v1) and now["phase"] == "Healthy"
+
+        await settle(api, updated)
         v2 = status(api, "web")["stableRevision"]
         await settle(api, lambda: replicasets(api, "web") == {v1: 0, v2: 2})
 
