@@ -353,3 +353,32 @@ async def test_istio_mirrors_beside_the_users_own(api: ApiServer, client: AsyncC
         await router.apply(RouteTable({"r1": 100}, mirrors=(MirrorRoute("shadow", "r2", 20),)), BACKENDS)
     assert len(sent(api, "virtualservices")) == writes
     check_all_custom(api, shared_crds, "virtualservices")
+
+
+@pytest.mark.asyncio
+async def test_istio_subsets_roles_from_the_services(api: ApiServer, client: AsyncClient, shared_crds: Path) -> None:
+    """With stableService/canaryService, the controller's Backends need not name roles."""
+    await client.create(virtual_service([{"route": [dest("echo", 100, subset="stable", port=None)]}]))
+    subsets = [{"name": "stable", "labels": {"app": "echo"}}, {"name": "canary", "labels": {"app": "echo"}}]
+    await client.create(
+        DestinationRule.from_dict(
+            {
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "DestinationRule",
+                "metadata": {"name": "echo", "namespace": "default"},
+                "spec": {"host": "echo.default.svc.cluster.local", "subsets": subsets},
+            }
+        )
+    )
+    routing = {"virtualService": {"name": "echo"}, "destinationRule": {"name": "echo"}}
+    router = router_for(rollout(routing), client, "rollwise")
+    assert router is not None
+    backends = Backends(services={"r1": "echo-stable", "r2": "echo-canary"})
+    assert await step(router, RouteTable({"r1": 60, "r2": 40}), backends) == []
+    # The route keeps its own spelling of the DestinationRule's host.
+    assert spec_of(api, "networking.istio.io/v1", "VirtualService", "echo")["http"] == [
+        {"route": [dest("echo", 60, subset="stable", port=None), dest("echo", 40, subset="canary", port=None)]}
+    ]
+    labels = [s["labels"] for s in spec_of(api, "networking.istio.io/v1", "DestinationRule", "echo")["subsets"]]
+    assert labels == [{"app": "echo", "rollwise.dev/revision": "r1"}, {"app": "echo", "rollwise.dev/revision": "r2"}]
+    check_all_custom(api, shared_crds, "destinationrules")

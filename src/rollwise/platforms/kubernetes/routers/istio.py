@@ -11,6 +11,7 @@ inserted just before the first managed route. Everything else is the user's and 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -61,6 +62,11 @@ class IstioRouter:
         self.routing = routing
         self.field_manager = field_manager
         self.own_services = {s for s in (stable_service, canary_service) if s}
+        self.service_roles: dict[str, Role] = {}
+        if stable_service:
+            self.service_roles[stable_service] = "stable"
+        if canary_service:
+            self.service_roles[canary_service] = "canary"
         dr = routing.destination_rule
         self.subsets: dict[str, Role] = (
             {dr.stable_subset_name: "stable", dr.canary_subset_name: "canary"} if dr is not None else {}
@@ -68,8 +74,18 @@ class IstioRouter:
 
     # --- apply ------------------------------------------------------------------------------------
 
+    def _with_roles(self, backends: Backends) -> Backends:
+        """Roles the controller did not give, from the Services: the revision behind
+        stableService is the stable one."""
+        roles = dict(backends.roles)
+        for revision, service in backends.services.items():
+            if revision not in roles and service in self.service_roles:
+                roles[revision] = self.service_roles[service]
+        return dataclasses.replace(backends, roles=roles)
+
     async def apply(self, table: RouteTable, backends: Backends) -> None:
         require(self.kind, self.capabilities, table)
+        backends = self._with_roles(backends)
         host = None
         if self.routing.destination_rule is not None:
             dr = await objects.update(
@@ -243,6 +259,7 @@ class IstioRouter:
     # --- observe ----------------------------------------------------------------------------------
 
     async def observe(self, backends: Backends) -> ObservedRoutes:
+        backends = self._with_roles(backends)
         problems: list[str] = []
         host = None
         subset_revision: dict[str, str] = {}
