@@ -191,3 +191,17 @@ async def test_a_misspelt_field_is_an_error_naming_it_and_no_job_is_made(jobs: K
         "metric 'smoke-test': provider.job.spec.template.spec.containers[0].comand is not a field of a JobSpec"
     )
     assert [j async for j in jobs.client.list(Job, namespace="default")] == []
+
+
+@pytest.mark.asyncio
+async def test_long_names_still_make_a_valid_job(jobs: KubernetesJobs) -> None:
+    long_run = "a-rollout-with-a-rather-long-name-7f9c8d6b5a-12-background-r3"
+    long_jobs = KubernetesJobs(jobs.client, jobs.namespace, jobs.owner, long_run)
+    m = metric(name="Smoke_Test.v2-" + "x" * 60, provider={"job": {"spec": CHECK}})
+    manifest = job_manifest(long_jobs, m, Args({"namespace": "shop"}))
+    kubernetes_validate.validate(manifest, "1.33", strict=True)
+    meta = manifest["metadata"]
+    assert len(meta["generateName"]) <= 58 and meta["generateName"].endswith("-")
+    assert all(len(v) <= 63 for v in meta["labels"].values()), meta["labels"]
+    created = await jobs.client.create(Job.from_dict(manifest))  # type: ignore[call-overload]
+    assert created.metadata.name.startswith(meta["generateName"]) and len(created.metadata.name) <= 63

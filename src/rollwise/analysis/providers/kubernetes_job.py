@@ -32,9 +32,9 @@ from rollwise.spec.analysis import Measurement, Metric
 from rollwise.spec.common import API_VERSION, duration_seconds
 
 KEEP_FINISHED_SECONDS = 24 * 3600
-# Pods of a Job carry its name in a label (job-name), so the name must fit a label value; the
-# server appends 5 characters to a generateName.
-_MAX_PREFIX = 63 - 5
+# Pods of a Job carry its name in a label (job-name), so the name must fit a label value (63
+# characters): the prefix, a dash, and the 5 characters the server appends to a generateName.
+_MAX_PREFIX = 63 - 5 - 1
 LABEL_ROLLOUT = "rollwise.dev/rollout"
 LABEL_RUN = "rollwise.dev/analysis-run"
 LABEL_METRIC = "rollwise.dev/metric"
