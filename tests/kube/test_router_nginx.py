@@ -141,18 +141,19 @@ async def step(router: NginxRouter, table: RouteTable) -> list[str]:
 
 @pytest.mark.asyncio
 async def test_nginx_sequence(api: ApiServer, client: AsyncClient) -> None:
-    router, uid = await setup(client, {"canary-weight-total": "100"})
+    router, uid = await setup(client, {"canary-weight-total": "1000"})
     user = stored(api, "echo")
 
     assert await step(router, RouteTable({"r1": 100})) == []
     assert stored(api, "echo-canary") is None
 
     assert await step(router, RouteTable({"r1": 90, "r2": 10})) == []
-    base = {f"{P}/canary": "true", f"{P}/canary-weight-total": "100"}
+    # Weights count out of the canary-weight-total the user chose: 10% is 100 of 1000.
+    base = {f"{P}/canary": "true", f"{P}/canary-weight-total": "1000"}
     assert stored(api, "echo-canary") == {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": canary_ingress(uid, base | {f"{P}/canary-weight": "10"}),
+        "metadata": canary_ingress(uid, base | {f"{P}/canary-weight": "100"}),
         "spec": CANARY_SPEC,
     }
 
@@ -161,7 +162,7 @@ async def test_nginx_sequence(api: ApiServer, client: AsyncClient) -> None:
     obj = stored(api, "echo-canary")
     assert obj is not None and obj["spec"] == CANARY_SPEC
     assert obj["metadata"]["annotations"] == base | {
-        f"{P}/canary-weight": "50",
+        f"{P}/canary-weight": "500",
         f"{P}/canary-by-header": "X-Canary",
         f"{P}/canary-by-header-value": "always",
     }
@@ -183,7 +184,7 @@ async def test_nginx_sequence(api: ApiServer, client: AsyncClient) -> None:
     obj = stored(api, "echo-canary")
     assert obj is not None
     assert obj["metadata"]["annotations"] == base | {
-        f"{P}/canary-weight": "20",
+        f"{P}/canary-weight": "200",
         f"{P}/canary-by-header": "x-canary",
         f"{P}/canary-by-header-pattern": "^(on|yes)$",
     }

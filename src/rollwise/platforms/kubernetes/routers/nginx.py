@@ -82,9 +82,13 @@ class NginxRouter:
                             f"deleting Ingress {self.namespace}/{self.name}: {e.status.message}"
                         ) from None
             return
-        annotations = {self._key("canary"): "true", self._key("canary-weight"): str(weight)} | annotations
-        for short, value in (self.routing.additional_ingress_annotations or {}).items():
-            annotations.setdefault(self._key(short), value)
+        extra = {self._key(k): v for k, v in (self.routing.additional_ingress_annotations or {}).items()}
+        # canary-weight counts out of canary-weight-total (100 unless the user sets another).
+        total = _int(extra.get(self._key("canary-weight-total")), 100)
+        written = str(round(weight * total / 100))
+        annotations = {self._key("canary"): "true", self._key("canary-weight"): written} | annotations
+        for key, value in extra.items():
+            annotations.setdefault(key, value)
         body = self._canary_ingress(stable, annotations, backends)
         try:
             await self.client.apply(
@@ -92,6 +96,14 @@ class NginxRouter:
             )
         except ApiError as e:
             raise RouterError(f"writing Ingress {self.namespace}/{self.name} was refused: {e.status.message}") from None
+
+    def _percent(self, annotations: dict[str, str]) -> int:
+        """The canary's share in percent, from canary-weight out of canary-weight-total."""
+        weight = int(annotations.get(self._key("canary-weight"), "0"))
+        total = int(annotations.get(self._key("canary-weight-total"), "100"))
+        if total <= 0:
+            raise ValueError(total)
+        return round(100 * weight / total)
 
     @property
     def _rollout_name(self) -> str:
@@ -102,7 +114,10 @@ class NginxRouter:
             # Nothing ready to serve: the split stays as it is.
             current = await objects.read_optional(self.client, Ingress, self.name, self.namespace, "Ingress")
             annotations = (current or {}).get("metadata", {}).get("annotations") or {}
-            return int(annotations.get(self._key("canary-weight"), "0"))
+            try:
+                return self._percent(annotations)
+            except ValueError:
+                return 0
         weight = 0
         for revision, w in table.weights.items():
             service = backends.service_of(revision)
@@ -201,10 +216,10 @@ class NginxRouter:
         if others:
             problems.append(f"Ingress {self.name} sends to {', '.join(sorted(others))}, not only {self.canary}")
         try:
-            weight = int(annotations.get(self._key("canary-weight"), "0"))
+            weight = self._percent(annotations)
         except ValueError:
             weight = 0
-            problems.append(f"Ingress {self.name} has a canary-weight that is not a number")
+            problems.append(f"Ingress {self.name} has a canary-weight or canary-weight-total that is not a number")
         weights = {self.stable: 100 - weight, self.canary: weight}
         matches: list[RouteMatch] = []
         header = annotations.get(self._key("canary-by-header"))
@@ -225,6 +240,13 @@ class NginxRouter:
         return ObservedRoutes(
             weights={s: w for s, w in weights.items() if w > 0}, matches=observed, problems=tuple(problems)
         )
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        raise RouterError(f"additionalIngressAnnotations: {text!r} is not a whole number") from None
 
 
 def _services(ingress: Obj) -> set[str]:
