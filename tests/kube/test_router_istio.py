@@ -323,6 +323,14 @@ async def test_istio_write_racing_another_writer_keeps_both(
     spec = spec_of(api, "networking.istio.io/v1", "VirtualService", "echo")
     assert spec["gateways"] == ["public", "gw-1", "gw-0"]
     assert spec["http"][1]["route"] == [dest("echo-stable", 70), dest("echo-canary", 30)]
+
+    # A writer that wins every race: Rollwise gives up with an error instead of looping.
+    async with RacingClient(kubeconfig(api), trust_env=False, other=client) as racing:
+        racing.races = 100
+        router = router_for(rollout({"virtualService": {"name": "echo", "routes": ["primary"]}}), racing, "rollwise")
+        assert router is not None
+        with pytest.raises(RouterError, match=r"changed under every one of 8 writes \(409 Conflict\)"):
+            await router.apply(RouteTable({"r1": 10, "r2": 90}), BACKENDS)
     check_all_custom(api, shared_crds, "virtualservices")
 
 

@@ -32,7 +32,8 @@ class Backends:
     services: Mapping[str, str]
     port: int | None = None
     # Which revision holds which role. Istio with a destinationRule addresses revisions by subset
-    # (the stable and canary subsets), not by Service, and needs this; the others may omit it.
+    # (the stable and canary subsets), not by Service: without stableService/canaryService to
+    # derive the roles from, it needs them here. The other routers ignore them.
     roles: Mapping[str, Role] = field(default_factory=dict)
 
     def service_of(self, revision: str) -> str:
