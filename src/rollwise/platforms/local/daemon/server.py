@@ -17,7 +17,7 @@ from typing import IO
 
 from rollwise import __version__
 from rollwise.analysis.secrets import SecretDirectory
-from rollwise.platforms.local.daemon import layout
+from rollwise.platforms.local.daemon import layout, logrotate
 from rollwise.platforms.local.daemon.api import Api
 from rollwise.platforms.local.daemon.controller import Controller
 from rollwise.platforms.local.daemon.http_server import HttpServer
@@ -109,9 +109,11 @@ async def _serve(state_dir: Path, token: str, port: int) -> None:
         },
     )
     log.info("control plane of %s serving on http://127.0.0.1:%d (pid %d)", state_dir, bound, os.getpid())
+    rotation = asyncio.create_task(logrotate.rotate_forever(state_dir), name="rollwise-logrotate")
     try:
         await stop.wait()
     finally:
+        rotation.cancel()
         if not stopped:
             log.info("stopping; proxies and replicas keep running for the next control plane")
             await controller.shutdown(False)
