@@ -1,16 +1,21 @@
 """Checks shared by the router tests: every object a router sent, validated against the upstream CRD
 schema (jsonschema, plus no field the schema does not declare: a real server would prune it
-silently) or, for built-in kinds, against Kubernetes' own schema in strict mode."""
+silently, plus the schema's CEL rules, `x-kubernetes-validations`, evaluated with cel-python on
+the object as the server defaults it) or, for built-in kinds, against Kubernetes' own schema in
+strict mode."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import celpy
 import kubernetes_validate
 
 from rollwise.testing.kubeapi import ApiServer, load_crd_file
-from rollwise.testing.kubeapi.schema import Validator, prune
+from rollwise.testing.kubeapi.schema import Validator, apply_defaults, prune
+from rollwise.testing.kubeapi.util import json_copy
 
 CRD_FILES = {
     "virtualservices": "networking.istio.io_virtualservices.yaml",
@@ -46,6 +51,43 @@ def check_custom(shared: Path, plural: str, obj: dict[str, Any]) -> None:
     assert not dropped, f"{plural} written with fields its schema does not declare: {dropped}"
     problems = list(Validator(schema).errors(obj))
     assert not problems, f"{plural} written against its schema: {problems}"
+    failed = cel_failures(schema, apply_defaults(json_copy(obj), schema))
+    assert not failed, f"{plural} written against its CEL rules: {failed}"
+
+
+_CEL = celpy.Environment()
+
+
+@cache
+def _program(rule: str) -> Any:
+    return _CEL.program(_CEL.compile(rule))
+
+
+def cel_failures(schema: dict[str, Any], obj: Any) -> list[str]:
+    """Each CEL rule of the schema that `obj` breaks, as "path: message". Transition rules
+    (oldSelf) have no old object to compare with here and are skipped."""
+    out: list[str] = []
+    _cel_node(schema, obj, "", out)
+    return out
+
+
+def _cel_node(node: dict[str, Any], value: Any, path: str, out: list[str]) -> None:
+    for rule in node.get("x-kubernetes-validations") or []:
+        if "oldSelf" in rule["rule"]:
+            continue
+        result = _program(rule["rule"]).evaluate({"self": celpy.json_to_cel(value)})
+        if result is not True and not (isinstance(result, celpy.celtypes.BoolType) and bool(result)):
+            out.append(f"{path or '.'}: {rule.get('message', rule['rule'])}")
+    if isinstance(value, dict):
+        props = node.get("properties") or {}
+        for key, sub in value.items():
+            if key in props:
+                _cel_node(props[key], sub, f"{path}.{key}", out)
+            elif isinstance(node.get("additionalProperties"), dict):
+                _cel_node(node["additionalProperties"], sub, f"{path}.{key}", out)
+    elif isinstance(value, list) and isinstance(node.get("items"), dict):
+        for i, item in enumerate(value):
+            _cel_node(node["items"], item, f"{path}[{i}]", out)
 
 
 def check_all_custom(api: ApiServer, shared: Path, plural: str) -> int:
