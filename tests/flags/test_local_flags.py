@@ -222,3 +222,58 @@ def test_failed_analysis_reverts_the_flag(plane: Plane) -> None:
         settled = time.monotonic()
         wait_for(lambda: sum(load.since(settled).values()) >= 100, what="traffic after the revert")
         assert load.since(settled)[500] == 0
+
+
+def environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def test_a_flag_exposed_as_env_changes_through_a_new_revision(plane: Plane) -> None:
+    flags = FLAGS + "  env:\n    - {name: NEW_GREETING, flag: new-greeting}\n"
+    plane.apply(flags + "---" + web())
+    first = plane.wait("web", lambda s: s["phase"] == "Healthy", "web to be healthy")
+    replicas = plane.rollout("web")["replicas"]
+    assert {environ(r["pid"])["NEW_GREETING"] for r in replicas} == {"false"}
+    path = plane.call("GET", "/v1/flags/new-greeting")["file"]
+    assert {environ(r["pid"])["FLAGD_OFFLINE_FLAG_SOURCE_PATH"] for r in replicas} == {path}
+
+    plane.cli("flags", "enable", "new-greeting")
+    # Env is read at process start: the new value comes with a new revision, rolled out by the
+    # rollout's strategy, and the old revision's processes keep the value they started with.
+    second = plane.wait(
+        "web",
+        lambda s: s["phase"] == "Healthy" and s["stableRevision"] != first["stableRevision"],
+        "a new revision with the new env",
+    )
+    current = [r for r in plane.rollout("web")["replicas"] if r["revision"] == second["stableRevision"]]
+    assert current and {environ(r["pid"])["NEW_GREETING"] for r in current} == {"true"}
+    history = plane.call("GET", "/v1/rollouts/web/history")["items"]
+    assert len(history) == 2
+
+
+def test_a_flag_rollout_survives_a_control_plane_restart_and_can_be_aborted(plane: Plane) -> None:
+    host, port = start_web(plane)
+    plane.cli("flags", "rollout", "new-greeting", "--percent", "40", "--step", "20", "--interval", "3s")
+    wait_for(lambda: plane.call("GET", "/v1/flags/new-greeting/rollout")["percent"] == 20 or None, what="first step")
+    plane.kill()
+    plane.start()
+    # The restarted control plane continues from the saved state: on to 40%.
+    wait_for(
+        lambda: plane.call("GET", "/v1/flags/new-greeting/rollout")["phase"] == "Completed" or None,
+        timeout=DEADLINE,
+        what="the resumed rollout to complete",
+    )
+    assert plane.call("GET", "/v1/flags/new-greeting")["percent"] == 40
+
+    # A second rollout, aborted: the flag goes back to 40%.
+    plane.cli("flags", "rollout", "new-greeting", "--percent", "80", "--step", "20", "--interval", "60s")
+    wait_for(lambda: plane.call("GET", "/v1/flags/new-greeting")["percent"] == 60 or None, what="60%")
+    refused = plane.cli("flags", "enable", "new-greeting", check=False)
+    assert refused.returncode == 1 and "is being rolled out" in refused.stderr
+    aborted = plane.cli("flags", "rollout", "new-greeting", "--abort")
+    assert "Aborted" in aborted.stdout
+    assert plane.call("GET", "/v1/flags/new-greeting")["percent"] == 40
+    commands = [h["command"] for h in plane.call("GET", "/v1/flag-history?flag=new-greeting")["items"]]
+    assert commands[-1].endswith("(aborted by the user: flag reverted)")
+    assert greeting(host, port, "user-1")[0] == 200

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lightkube import AsyncClient
+from lightkube.models.meta_v1 import ObjectMeta, OwnerReference
 from lightkube.resources.core_v1 import ConfigMap
 
 from rollwise.flags.configmap import configmap
@@ -43,4 +44,15 @@ def desired(flagset: Mapping[str, Any]) -> dict[str, Any]:
 
 async def apply_flagset(client: AsyncClient, flagset: Mapping[str, Any], field_manager: str) -> ConfigMap:
     cm = desired(flagset)
-    return await client.apply(ConfigMap.from_dict(cm), field_manager=field_manager, force=True)
+    meta = cm["metadata"]
+    obj = ConfigMap(
+        metadata=ObjectMeta(
+            name=meta["name"],
+            namespace=meta["namespace"],
+            labels=meta["labels"],
+            ownerReferences=[OwnerReference(**ref) for ref in meta.get("ownerReferences", [])] or None,
+        ),
+        data=cm["data"],
+    )
+    applied: ConfigMap = await client.apply(obj, field_manager=field_manager, force=True)
+    return applied

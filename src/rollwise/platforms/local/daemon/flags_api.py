@@ -34,12 +34,12 @@ class FlagsApi:
 
     async def route(self, req: Request, body: dict[str, Any]) -> Response:
         try:
-            return self._route(req, body)
+            return await self._route(req, body)
         except FlagError as exc:
             extra = {"problems": exc.problems} if exc.problems else {}
             return Response.error(exc.status, str(exc), **extra)
 
-    def _route(self, req: Request, body: dict[str, Any]) -> Response:
+    async def _route(self, req: Request, body: dict[str, Any]) -> Response:
         path, method, q = req.path, req.method, req.query
         if path == "/v1/flags":
             if method != "GET":
@@ -65,7 +65,7 @@ class FlagsApi:
         if sub == "rollout" and method == "POST":
             return self._rollout(key, flagset, body)
         if sub == "rollout" and method == "DELETE":
-            return Response.json(200, self.rollouts.abort(key, flagset).view())
+            return Response.json(200, (await self.rollouts.abort(key, flagset)).view())
         return Response.error(405, f"{method} {path} is not supported")
 
     def _change(self, key: str, flagset: str | None, body: dict[str, Any]) -> Response:

@@ -33,6 +33,7 @@ log = logging.getLogger("rollwise.daemon.flags")
 
 # How often a running flag rollout looks at its analysis between steps.
 POLL_SECONDS = 0.5
+ABORT_WAIT_SECONDS = 30.0
 
 
 @dataclass
@@ -227,12 +228,15 @@ class FlagRollouts:
         self._launch(run)
         return run
 
-    def abort(self, key: str, flagset: str | None) -> FlagRollout:
+    async def abort(self, key: str, flagset: str | None) -> FlagRollout:
+        """Stop the rollout and revert the flag; answers once the flag is back."""
         run = self.get(key, flagset)
         if run.state.phase in FINAL_PHASES:
             raise FlagError(409, f"the rollout of flag {key!r} is already over ({run.state.phase})")
         run.abort_requested = True
         run.wakeup.set()
+        if run.task is not None:
+            await asyncio.wait({run.task}, timeout=ABORT_WAIT_SECONDS)
         return run
 
     async def shutdown(self) -> None:
