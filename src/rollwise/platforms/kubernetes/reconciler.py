@@ -143,7 +143,9 @@ class Reconciler:
         # --- carrying it out ----------------------------------------------------------------
         problems: list[str] = []
         await self._grow(rollout, uid, plan, revisions, workload.template, problems)
-        routed = await services.converge(self.client, namespace, services.targets(rollout, plan), seen)
+        routed = await services.converge(
+            self.client, namespace, services.targets(rollout, plan), seen, services.roles(plan)
+        )
         problems += routed.problems
         router_problem = await self._route(rollout, plan, routed, seen)
         if router_problem is not None:
@@ -275,9 +277,9 @@ class Reconciler:
         if router is None:
             return None
         backends = routed.backends
-        missing = sorted(
-            r for r in plan.routes.routed() | {m.revision for m in plan.routes.mirrors} if r not in backends.services
-        )
+        wanted = plan.routes.routed() | {m.revision for m in plan.routes.mirrors}
+        missing = sorted(r for r in wanted if r not in backends.services and r not in backends.roles)
+
         if missing:
             # Only while a Service waits for its revision's pods: the route follows the selector.
             routed.waiting.append(f"routes wait for a Service selecting {', '.join(missing)}")

@@ -15,7 +15,7 @@ from lightkube.resources.core_v1 import Service
 
 from rollwise.engine import Observed, Plan
 from rollwise.platforms.kubernetes.names import FIELD_MANAGER, REVISION_LABEL
-from rollwise.platforms.kubernetes.routers.base import Backends
+from rollwise.platforms.kubernetes.routers.base import Backends, Role
 from rollwise.spec.rollout import Rollout
 
 
@@ -72,8 +72,25 @@ def all_ready(observed: Observed, revision: str) -> bool:
     return o.desired > 0 and o.ready >= o.desired
 
 
+def roles(plan: Plan) -> dict[str, Role]:
+    """The stable and canary revisions, for routers that address revisions by role (Istio
+    DestinationRule subsets)."""
+    status = plan.status
+    out: dict[str, Role] = {}
+    if status.stable_revision is not None:
+        out[status.stable_revision] = "stable"
+    current = status.current_revision
+    if current is not None and current != status.stable_revision and status.abort is None:
+        out[current] = "canary"
+    return out
+
+
 async def converge(
-    client: AsyncClient, namespace: str, wanted: list[ServiceTarget], observed: Observed
+    client: AsyncClient,
+    namespace: str,
+    wanted: list[ServiceTarget],
+    observed: Observed,
+    revision_roles: dict[str, Role] | None = None,
 ) -> ServiceResult:
     """Point each Service at its revision when that revision is fully ready; the Backends map
     says which Service selects which revision now (what a router may send traffic to)."""
@@ -104,7 +121,7 @@ async def converge(
             # A revision behind two Services (stable == canary at rest) keeps the first: stable
             # and active come first in `targets`.
             selects.setdefault(now, t.service)
-    result.backends = Backends(services=selects)
+    result.backends = Backends(services=selects, roles=revision_roles or {})
     return result
 
 
