@@ -15,7 +15,8 @@ from rollwise.platforms.kubernetes.routers import Backends, RouterError, router_
 from rollwise.platforms.kubernetes.routers.gateway_api import GatewayAPIRouter, HTTPRoute
 from rollwise.spec.match import RouteMatch
 from rollwise.spec.rollout import Rollout
-from rollwise.testing.kubeapi import ApiServer
+from rollwise.testing.kubeapi import ApiServer, load_crd_file, serve
+from tests.kube.helpers import kubeconfig
 from tests.kube.router_checks import check_all_custom, sent, spec_of
 
 V1 = "gateway.networking.k8s.io/v1"
@@ -210,3 +211,36 @@ async def test_gateway_api_refuses_what_it_cannot_do(api: ApiServer, client: Asy
     await client.replace(live)
     with pytest.raises(RouterError, match="has 2 rules and none sends to echo-canary or echo-stable"):
         await router.apply(RouteTable({"r1": 100}), BACKENDS)
+
+
+@pytest.mark.asyncio
+async def test_gateway_api_without_rule_names_refuses_match_routes(shared_crds: Path) -> None:
+    """An HTTPRoute CRD from before rule names reached the standard channel (Gateway API < v1.4)
+    prunes `rules[].name`: Rollwise could not find its copies again, so it takes them back and
+    says why. Weights, which need no copy, still work."""
+    (crd,) = load_crd_file(shared_crds / "gateway.networking.k8s.io_httproutes.yaml")
+    for version in crd["spec"]["versions"]:
+        rule = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["rules"]["items"]
+        del rule["properties"]["name"]
+    async with serve() as api:
+        api.add_crds([crd])
+        async with AsyncClient(kubeconfig(api), trust_env=False, field_manager="tests") as client:
+            await client.create(http_route())
+            router = router_for(rollout(), client, "rollwise")
+            assert router is not None
+            assert await step(router, RouteTable({"r1": 90, "r2": 10})) == []
+            before = rules(api)
+            # (the user's own rule names are pruned by this schema too)
+            assert before == [
+                {k: v for k, v in DOCS.items() if k != "name"},
+                {k: v for k, v in api_rule([ref("echo-stable", 90), ref("echo-canary", 10)]).items() if k != "name"},
+            ]
+            table = RouteTable({"r1": 90, "r2": 10}, matches=(MatchRoute("beta", "r2", BETA),))
+            with pytest.raises(RouterError, match=r"schema has no rules\[\]\.name .* match routes and matched mirrors"):
+                await router.apply(table, BACKENDS)
+            assert rules(api) == before
+            assert verify_routes(table, BACKENDS, await router.observe(BACKENDS)) == [
+                "match routes read back as [], expected [echo-canary cookie beta regex '(yes|true)' or "
+                "header x-canary exact 'always']"
+            ]
+        assert not api.errors, api.errors

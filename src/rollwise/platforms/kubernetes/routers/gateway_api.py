@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from lightkube import AsyncClient
+from lightkube import ApiError, AsyncClient
 from lightkube.generic_resource import create_namespaced_resource
 
 from rollwise.engine.plan import MirrorRoute, RouteTable
@@ -65,12 +65,13 @@ class GatewayAPIRouter:
         self.routing = routing
         self.field_manager = field_manager
         self.own_services = {s for s in (stable_service, canary_service) if s}
+        self._inserted = (0, 0)  # where the last write put its copies: (index, count)
 
     # --- apply ------------------------------------------------------------------------------------
 
     async def apply(self, table: RouteTable, backends: Backends) -> None:
         require(self.kind, self.capabilities, table)
-        await objects.update(
+        stored = await objects.update(
             self.client,
             HTTPRoute,
             self.routing.http_route,
@@ -79,6 +80,30 @@ class GatewayAPIRouter:
             lambda obj: self._route(obj, table, backends),
             self.field_manager,
         )
+        first, count = self._inserted
+        rules = stored.get("spec", {}).get("rules") or []
+        if count and not any(_is_ours(r) for r in rules):
+            await self._take_back(stored, first, count)
+
+    async def _take_back(self, stored: Obj, first: int, count: int) -> None:
+        """The server dropped `rules[].name` (an HTTPRoute CRD older than Gateway API v1.4's
+        standard channel): the copies just written could never be told from the user's rules
+        again, so they are removed at once, by position, from the version just written."""
+        where = f"HTTPRoute {self.namespace}/{self.routing.http_route}"
+        why = (
+            f"{where}: the cluster's HTTPRoute schema has no rules[].name (Gateway API v1.4 standard "
+            "channel, or v1.2 experimental, has it), which match routes and matched mirrors need"
+        )
+        rules = stored["spec"]["rules"]
+        if any("name" in r for r in rules[first : first + count]):
+            raise RouterError(why)
+        stored["spec"]["rules"] = rules[:first] + rules[first + count :]
+        stored.get("metadata", {}).pop("managedFields", None)
+        try:
+            await self.client.replace(HTTPRoute.from_dict(stored), field_manager=self.field_manager)
+        except ApiError as e:
+            raise RouterError(f"{why}; removing the unnamed copies failed ({e.status.message}): remove them") from None
+        raise RouterError(why)
 
     def _services(self, backends: Backends) -> set[str]:
         return self.own_services | set(backends.services.values())
@@ -118,6 +143,7 @@ class GatewayAPIRouter:
         if taken & set(names):
             raise RouterError(f"the HTTPRoute already has rules named {sorted(taken & set(names))}")
         out = rules[: min(managed)] + added + rules[min(managed) :]
+        self._inserted = (min(managed), len(added))
         if len(out) > MAX_RULES:
             raise RouterError(f"the HTTPRoute would have {len(out)} rules; Gateway API allows {MAX_RULES}")
         spec["rules"] = out
