@@ -18,6 +18,7 @@ injected faults."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -85,6 +86,9 @@ class Flags:
         from openfeature.contrib.provider.flagd import FlagdProvider
         from openfeature.contrib.provider.flagd.config import ResolverType
 
+        # The provider logs a traceback at every poll (twice a second) while the file is missing
+        # or bad: once per distinct message is enough for a replica's log.
+        logging.getLogger("openfeature.contrib").addFilter(_OncePerMessage())
         provider = FlagdProvider(resolver_type=ResolverType.FILE, offline_flag_source_path=str(path))
         try:
             # Evaluations before the provider is ready answer the default: wait before serving.
@@ -103,6 +107,20 @@ class Flags:
 
         context = EvaluationContext(targeting_key=user) if user else None
         return bool(self.client.get_boolean_value(key, False, context))
+
+
+class _OncePerMessage(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        record.exc_info, record.exc_text = None, None
+        return True
 
 
 def user_of(path: str, headers: Any) -> str | None:
