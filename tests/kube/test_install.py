@@ -4,6 +4,8 @@ applies to an API server."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +144,37 @@ async def test_printed_stream_applies_to_an_api_server(api: ApiServer, client: A
     assert crd is not None
     established = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
     assert established["Established"] == "True"
+
+
+def test_controller_image_runs_the_deployment_command_unprivileged() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stages = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
+    assert stages and all(s == "python:3.11-slim" for s in stages)
+    user = next(line.split()[1] for line in dockerfile.splitlines() if line.startswith("USER "))
+    uid = user.split(":")[0]
+    assert uid.isdigit() and int(uid) != 0  # numeric, so that runAsNonRoot can verify it
+    [dep] = by_kind(printed(), "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == int(uid)
+    entrypoint = next(line for line in dockerfile.splitlines() if line.startswith("ENTRYPOINT "))
+    assert yaml.safe_load(entrypoint.removeprefix("ENTRYPOINT ")) == pod["containers"][0]["command"]
+    assert "'.[kubernetes]'" in dockerfile
+
+
+def test_deployment_flags_are_ones_the_controller_accepts() -> None:
+    help_ = run("controller", "run", "--help")
+    if help_.exit_code != 0:
+        pytest.skip("`rollwise controller run` does not exist yet")
+    [dep] = by_kind(printed(), "Deployment")
+    for arg in dep["spec"]["template"]["spec"]["containers"][0]["args"]:
+        flag = arg.split("=", 1)[0]
+        assert flag in help_.output, f"`rollwise controller run` has no {flag}"
+
+
+def test_e2e_script_is_valid_bash() -> None:
+    script = ROOT / "hack" / "e2e-kind.sh"
+    checked = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    if shutil.which("shellcheck"):
+        linted = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+        assert linted.returncode == 0, linted.stdout
