@@ -3,7 +3,8 @@
 Prometheus (Debian's package) scrapes the control plane's /metrics every second; the example
 examples/canary-prometheus.yaml rolls out the demo app with an analysis step whose PromQL query is
 the canary revision's error ratio. A healthy v2 is promoted; a v3 failing 10% of its requests is
-aborted by the analysis, with all traffic back on v2."""
+aborted by the analysis, with all traffic back on v2. With Prometheus unreachable the canary
+pauses: no evidence, no promotion."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import yaml
 
 from tests.analysis.prometheus_process import run_prometheus
 from tests.local.plane import Load, Plane
-from tests.procs import wait_for
+from tests.procs import free_port, wait_for
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "canary-prometheus.yaml"
 NAME = "demo-prometheus"
@@ -142,3 +143,19 @@ def test_prometheus_analysis_promotes_a_healthy_canary_and_aborts_a_failing_one(
     assert load.statuses[500] > 0  # v3's errors reached users while it had weight, and were seen
     assert set(load.versions) == {"v1", "v2", "v3"}
     print(f"end to end in {time.monotonic() - started:.1f}s; {load.total} requests at {rate:.0f}/s; v3 {v3} aborted")
+
+
+def test_prometheus_down_pauses_the_canary_without_promoting_it(plane: Plane) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    plane.apply(example(nowhere, version="v1"), file=str(EXAMPLE))
+    v1 = plane.wait(NAME, lambda s: s["phase"] == "Healthy", "v1 healthy", timeout=DEADLINE)["stableRevision"]
+    with bounded_load(plane) as load:
+        plane.apply(example(nowhere, version="v2"), file=str(EXAMPLE))
+        v2 = plane.summary(NAME)["currentRevision"]
+        paused = plane.wait(NAME, lambda s: s["phase"] == "Paused", "v2 paused: no evidence", timeout=DEADLINE)
+        assert paused["stableRevision"] == v1 and paused["weights"] == {v1: 80, v2: 20}, paused
+        (run,) = runs_of(plane, v2)
+        assert run["phase"] == "Error", run
+        assert f"cannot reach Prometheus at {nowhere}" in run["message"], run
+        assert "consecutiveErrorLimit" in run["message"], run
+    assert load.platform_failures() == [], load.platform_failures()
