@@ -9,7 +9,7 @@ import sys
 import typer
 
 from rollwise import __version__
-from rollwise.cli import crds, flags, install, lint, plan, verbs
+from rollwise.cli import controller, crds, flags, install, lint, plan, verbs
 from rollwise.cli.errors import CliError
 
 app = typer.Typer(
@@ -41,6 +41,7 @@ app.add_typer(verbs.set_app, name="set")
 app.add_typer(flags.app, name="flags")
 # Kubernetes.
 app.command("install")(install.install)
+app.add_typer(controller.app, name="controller")
 
 
 @app.command("version")

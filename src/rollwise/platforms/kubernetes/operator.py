@@ -53,6 +53,15 @@ class Settings:
     router_factory: RouterFactory | None = field(default_factory=default_router_factory)
 
 
+@dataclass
+class Probe:
+    """What the health and metrics endpoints report about a running replica."""
+
+    leading: bool = False
+    controller: Controller | None = None
+    started_at: float = field(default_factory=time.monotonic)
+
+
 class LeadershipLost(Exception):
     """Another replica holds the lease now; this one must stop acting (and its process exit)."""
 
@@ -107,6 +116,7 @@ class Controller:
         )
         self.workers: dict[Key, Worker] = {}
         self.reconciles = 0
+        self.failures = 0
         self.closed = False
 
     async def reconcile(self, key: Key) -> float:
@@ -118,6 +128,7 @@ class Controller:
             raise
         except Exception as exc:
             log.exception("reconciling %s/%s failed", *key)
+            self.failures += 1
             with contextlib.suppress(Exception):
                 await self.events.record(
                     key[0], key[1], None, "Warning", "ReconcileFailed", f"{type(exc).__name__}: {exc}"
@@ -215,6 +226,7 @@ async def run(
     *,
     started: asyncio.Event | None = None,
     controller_out: list[Controller] | None = None,
+    probe: Probe | None = None,
 ) -> None:
     """Run one controller replica until `stop` is set: wait for the lease, then operate. Raises
     LeadershipLost if the lease is lost (the process should exit; its Pod restarts as a standby)."""
@@ -233,6 +245,8 @@ async def run(
         controller = Controller(client, settings)
         if controller_out is not None:
             controller_out.append(controller)
+        if probe is not None:
+            probe.leading, probe.controller = True, controller
         kopf_stop, kopf_ready = asyncio.Event(), asyncio.Event()
         namespaces = list(settings.namespaces)
         operator = asyncio.create_task(
@@ -260,6 +274,8 @@ async def run(
             with contextlib.suppress(asyncio.CancelledError):
                 await operator
             await elector.release()
+            if probe is not None:
+                probe.leading = False
         if elector.lost.is_set():
             raise LeadershipLost(f"lease {settings.lease_namespace}/{settings.lease_name} was lost")
 
