@@ -25,6 +25,8 @@ from rollwise.analysis.providers.kubernetes_job import (
     KubernetesJobs,
     RolloutOwner,
     job_manifest,
+    jobs_of_run,
+    uses_jobs,
 )
 from rollwise.spec.analysis import Measurement
 from rollwise.testing.kubeapi import ApiServer
@@ -205,3 +207,11 @@ async def test_long_names_still_make_a_valid_job(jobs: KubernetesJobs) -> None:
     assert all(len(v) <= 63 for v in meta["labels"].values()), meta["labels"]
     created = await jobs.client.create(Job.from_dict(manifest))  # type: ignore[call-overload]
     assert created.metadata.name.startswith(meta["generateName"]) and len(created.metadata.name) <= 63
+
+
+@pytest.mark.asyncio
+async def test_a_runs_jobs_are_owned_by_the_rollout_read_from_the_api(client: AsyncClient) -> None:
+    created = await client.create(rollout("web"), namespace="default")
+    jobs = await jobs_of_run(client, "default", "web", RUN)
+    assert jobs.owner == RolloutOwner("web", created.metadata.uid) and jobs.run == RUN
+    assert uses_jobs([job_metric()]) and not uses_jobs([metric(name="hook")])

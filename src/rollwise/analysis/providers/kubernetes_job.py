@@ -18,11 +18,12 @@ import asyncio
 import contextlib
 import math
 import re
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from lightkube import ApiError, AsyncClient
+from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.batch_v1 import Job
 from lightkube.types import CascadeType
 
@@ -32,6 +33,7 @@ from rollwise.spec.analysis import Measurement, Metric
 from rollwise.spec.common import API_VERSION, duration_seconds
 
 KEEP_FINISHED_SECONDS = 24 * 3600
+_RolloutResource = create_namespaced_resource("rollwise.dev", "v1alpha1", "Rollout", "rollouts")
 # Pods of a Job carry its name in a label (job-name), so the name must fit a label value (63
 # characters): the prefix, a dash, and the 5 characters the server appends to a generateName.
 _MAX_PREFIX = 63 - 5 - 1
@@ -56,6 +58,20 @@ class KubernetesJobs:
     owner: RolloutOwner
     run: str
     keep_finished_seconds: int = KEEP_FINISHED_SECONDS
+
+
+def uses_jobs(metrics: Iterable[Metric]) -> bool:
+    return any(m.provider.job is not None and m.provider.job.spec is not None for m in metrics)
+
+
+async def jobs_of_run(client: AsyncClient, namespace: str, rollout: str, run: str) -> KubernetesJobs:
+    """Where the Jobs of run `run` of Rollout `rollout` go; reads the Rollout for its uid (the Jobs'
+    owner). ApiError when the Rollout cannot be read."""
+    obj = await client.get(_RolloutResource, rollout, namespace=namespace)
+    uid = obj.metadata.uid if obj.metadata is not None else None
+    if not uid:
+        raise ValueError(f"Rollout {namespace}/{rollout} has no uid")
+    return KubernetesJobs(client, namespace, RolloutOwner(rollout, uid), run)
 
 
 def job_manifest(jobs: KubernetesJobs, metric: Metric, args: Mapping[str, str]) -> dict[str, Any]:
