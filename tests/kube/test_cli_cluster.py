@@ -479,3 +479,58 @@ async def test_a_failure_is_one_line_on_stderr_with_exit_status_1(api: ApiServer
     assert out == b""
     assert err.decode().splitlines() == ["rollwise: rollout nope not found in namespace default"]
     assert any(a.user_agent.startswith("rollwise-cli/") and a.name == "nope" for a in api.audit)
+
+
+async def test_status_watch_follows_the_rollout_until_it_ends(
+    api: ApiServer, client: AsyncClient, tmp_path: Path
+) -> None:
+    await client.create(Rollout.from_dict({**rollout_doc(), "metadata": {"name": "web", "namespace": "default"}}))
+    kc = write_kubeconfig(api, tmp_path / "kubeconfig")
+
+    async def set_status(status: dict[str, Any]) -> None:
+        await client.patch(Rollout.Status, "web", {"status": status}, namespace="default", patch_type=PatchType.MERGE)
+
+    await set_status({"phase": "Progressing", "currentRevision": "b2", "stableRevision": "a1"})
+    watching = asyncio.create_task(cli("status", "web", "-w", "--interval", "0.2", "--kubeconfig", str(kc)))
+    # The CLI has read the rollout at least once before it moves on.
+    # (Reads commit nothing for wait_until to wake on: poll the audit log.)
+    async with asyncio.timeout(60):
+        while sum(a.user_agent.startswith("rollwise-cli/") and a.resource == "rollouts" for a in api.audit) < 2:
+            await asyncio.sleep(0.02)
+    await set_status({"phase": "Healthy", "currentRevision": "b2", "stableRevision": "b2"})
+    async with asyncio.timeout(60):
+        done = await watching
+    assert done.code == 0, done
+    assert "Progressing" in done.out and "Healthy" in done.out
+
+    await set_status({"phase": "Aborted", "message": "analysis failed", "aborted": True})
+    aborted = await cli("status", "web", "-w", "--interval", "0.2", "--kubeconfig", str(kc))
+    assert aborted.code == 1 and aborted.err.strip() == "rollwise: rollout web aborted: analysis failed"
+
+
+async def test_an_unreachable_api_server_is_one_line(tmp_path: Path) -> None:
+    # A port nothing listens on: bind one, note it, close it.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+                "users": [{"name": "u", "user": {}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    out = await cli("get", "web", "--kubeconfig", str(kc))
+    assert out.code == 1
+    assert out.err.startswith(f"rollwise: cannot reach the API server at http://127.0.0.1:{port}")
+    assert len(out.err.splitlines()) == 1
+    wrong_context = await cli("get", "web", "--kubeconfig", str(kc), "--context", "nope")
+    assert wrong_context.code == 1 and "Context 'nope' not found" in wrong_context.err
