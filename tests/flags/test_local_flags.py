@@ -149,6 +149,10 @@ def test_progressive_rollout_serves_each_step_share_by_user_key(plane: Plane, tm
         expected = {u: ev.boolean("new-greeting", u) for u in sample}
     answers = {u: greeting(host, port, u) for u in sample}
     assert answers == {u: (200, "hello, new world" if on else "hello") for u, on in expected.items()}
+    # `flags get --user` answers with flagd's own evaluator what that user gets.
+    for user in sample[:5]:
+        shown = json.loads(plane.cli("flags", "get", "new-greeting", "--user", user, "-o", "json").stdout)["user"]
+        assert shown["variant"] == ("on" if expected[user] else "off"), (user, shown)
 
 
 class UserLoad:

@@ -57,11 +57,22 @@ def list_flags(flagset: FlagSetOpt = None, state_dir: StateDir = Path(DEFAULT_DI
 
 @app.command("get")
 def get(
-    flag: FlagArg, flagset: FlagSetOpt = None, state_dir: StateDir = Path(DEFAULT_DIR), output: Output = "text"
+    flag: FlagArg,
+    flagset: FlagSetOpt = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Also show what this targetingKey gets (flagd's own evaluator).")
+    ] = None,
+    state_dir: StateDir = Path(DEFAULT_DIR),
+    output: Output = "text",
 ) -> None:
     """One flag: its definition (flagd JSON), what it serves, and the file replicas read."""
     check_output(output)
     doc = Client(state_dir).call("GET", _flag_path(flag), query={"flagset": flagset})
+    if user is not None:
+        from rollwise.flags.evaluate import resolve
+
+        got = resolve(flag, doc["definition"], user)
+        doc["user"] = {"targetingKey": user, "variant": got.variant, "value": got.value, "reason": got.reason}
     if output == "json":
         typer.echo(json.dumps(doc, indent=2))
         return
@@ -69,6 +80,10 @@ def get(
     typer.echo(f"state:    {doc['state']}")
     typer.echo(f"serving:  {doc['serving']}")
     typer.echo(f"file:     {doc['file']}")
+    if "user" in doc:
+        u = doc["user"]
+        served = "the caller's default" if u["variant"] is None else f"{u['variant']} ({json.dumps(u['value'])})"
+        typer.echo(f"user {u['targetingKey']}: {served}, reason {u['reason']}")
     typer.echo(json.dumps(doc["definition"], indent=2))
 
 
