@@ -27,6 +27,7 @@ from lightkube.core.exceptions import ApiError
 from rollwise.analysis.args import ArgumentError, resolve_args
 from rollwise.analysis.measure import measure_due
 from rollwise.analysis.providers import MeasureContext, Provider
+from rollwise.analysis.providers.kubernetes_job import jobs_of_run, uses_jobs
 from rollwise.analysis.run import AnalysisRunState
 from rollwise.analysis.secrets import secret_refs
 from rollwise.analysis.secrets_kubernetes import read_secrets
@@ -138,7 +139,13 @@ class AnalysisRunner:
         revisions = {"canary": req.revision}
         if req.stable_revision is not None:
             revisions["stable"] = req.stable_revision
-        context = MeasureContext(clock=self.clock, env=os.environ, secrets=secrets, revisions=revisions)
+        jobs = None
+        if uses_jobs(metrics):
+            # Job metrics run as batch/v1 Jobs owned by the Rollout (analysis/providers/kubernetes_job.py).
+            jobs = await jobs_of_run(self.client, namespace, key[1], req.name)
+        context = MeasureContext(
+            clock=self.clock, env=os.environ, secrets=secrets, revisions=revisions, kubernetes_jobs=jobs
+        )
         await self._set(key, run, "Running", None)
         while not machine.done:
             now = self.clock()
