@@ -211,9 +211,13 @@ class FlagRollouts:
             off = document.off_variant(flag, on)
         except document.FlagChangeError as exc:
             raise FlagError(400, f"{key}: {exc}") from None
-        current = document.percent_of(flag) or 0
-        if flag.get("state") == "DISABLED" or (current == 0 and flag.get("defaultVariant") == on):
-            current = 0
+        enabled = flag.get("state", "ENABLED") == "ENABLED"
+        if enabled and not flag.get("targeting") and flag.get("defaultVariant") == on:
+            raise FlagError(409, f"flag {key!r} already serves {on!r} to everyone")
+        # A split this command wrote before continues from its share; anything else starts at 0.
+        current = 0
+        if enabled and document.percent_of(flag) is not None and flag["targeting"]["fractional"][0][0] == on:
+            current = document.percent_of(flag) or 0
         spec = replace(spec, start=current)
         try:
             spec.validate()
