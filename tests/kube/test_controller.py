@@ -5,6 +5,7 @@ ready replicas, as a plain Service does."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator
 from typing import Any
@@ -319,3 +320,62 @@ async def test_rolling_update_moves_within_surge_and_unavailability(
     await settle(api, lambda: healthy(api, "web", v2))
     assert replicasets(api, "web") == {v1: 0, v2: 3}
     assert weights(api, "web") == {v2: 100}
+
+
+async def test_a_timed_pause_ends_by_itself(
+    api: ApiServer, client: AsyncClient, running: tuple[ControllerThread, ReadinessDriver]
+) -> None:
+    strategy = canary_strategy()
+    strategy["canary"]["steps"] = [{"setWeight": 50}, {"pause": {"duration": "1s"}}]
+    doc = spec(strategy, replicas=2)
+    v1 = revision_of(doc)
+    await create(client, "web", doc)
+    await service(client, "web-stable")
+    await service(client, "web-canary")
+    await settle(api, lambda: healthy(api, "web", v1))
+    doc2 = await set_image(client, "web", doc, "example/app:2.0")
+    v2 = revision_of(doc2)
+    await settle(api, lambda: step(api, "web") == 1 and replicasets(api, "web") == {v1: 1, v2: 1})
+    # Nothing else happens: the controller looks again when the plan says the pause ends.
+    await settle(api, lambda: healthy(api, "web", v2))
+    assert replicasets(api, "web") == {v1: 0, v2: 2}
+
+
+async def test_old_revisions_past_the_history_limit_are_deleted(
+    api: ApiServer, client: AsyncClient, running: tuple[ControllerThread, ReadinessDriver]
+) -> None:
+    doc = spec({"recreate": {}}, replicas=1)
+    doc["revisionHistoryLimit"] = 1
+    await create(client, "web", doc)
+    await settle(api, lambda: healthy(api, "web", revision_of(doc)))
+    doc2 = await set_image(client, "web", doc, "example/app:2.0")
+    await settle(api, lambda: healthy(api, "web", revision_of(doc2)))
+    doc3 = await set_image(client, "web", doc2, "example/app:3.0")
+    await settle(api, lambda: healthy(api, "web", revision_of(doc3)))
+    # The newest former revision is kept (scaled to 0) for an undo; the one before is gone.
+    await settle(api, lambda: replicasets(api, "web") == {revision_of(doc2): 0, revision_of(doc3): 1})
+
+
+async def test_the_status_is_written_only_when_it_changes(
+    api: ApiServer, client: AsyncClient, running: tuple[ControllerThread, ReadinessDriver]
+) -> None:
+    controller, _ = running
+    doc = spec({"recreate": {}}, replicas=1)
+    await create(client, "web", doc)
+    await settle(api, lambda: healthy(api, "web", revision_of(doc)))
+
+    c = controller.controllers[0]
+    mark = len(api.audit)
+    # An edit that changes nothing the engine sees: the rollout is reconciled, its status is not written.
+    await client.patch(
+        Rollout, "web", {"metadata": {"labels": {"team": "a"}}}, namespace=NS, patch_type=PatchType.MERGE
+    )
+
+    def read_again_and_idle() -> bool:
+        later = api.audit[mark + 1 :]
+        return any(a.verb == "get" and a.resource == "rollouts" for a in later) and c.completed == c.reconciles
+
+    async with asyncio.timeout(20):
+        while not read_again_and_idle():
+            await asyncio.sleep(0.02)  # the controller's progress lives in its own thread
+    assert not [a for a in api.audit[mark:] if a.resource == "rollouts" and a.subresource == "status"]

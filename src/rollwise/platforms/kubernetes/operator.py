@@ -115,7 +115,8 @@ class Controller:
             retry_seconds=settings.retry_seconds,
         )
         self.workers: dict[Key, Worker] = {}
-        self.reconciles = 0
+        self.reconciles = 0  # started
+        self.completed = 0  # finished, successfully or not
         self.failures = 0
         self.closed = False
 
@@ -127,6 +128,7 @@ class Controller:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            self.completed += 1
             log.exception("reconciling %s/%s failed", *key)
             self.failures += 1
             with contextlib.suppress(Exception):
@@ -134,6 +136,7 @@ class Controller:
                     key[0], key[1], None, "Warning", "ReconcileFailed", f"{type(exc).__name__}: {exc}"
                 )
             return self.settings.retry_seconds
+        self.completed += 1
         wait = self.settings.resync_seconds
         if result.requeue_after is not None:
             wait = min(wait, result.requeue_after)
