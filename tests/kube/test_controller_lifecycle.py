@@ -5,6 +5,7 @@ subresource, workloadRef, and every object it writes validated against Kubernete
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -223,3 +224,26 @@ async def test_every_object_the_controller_writes_is_valid_kubernetes(
     # The event stream tells the story a user reads in `kubectl describe rollout`.
     reasons = [e[1] for e in events(api, "web")]
     assert {"NewRevision", "Step", "ServiceSelected", "Command", "Aborted"} <= set(reasons)
+
+
+async def test_a_leader_that_finds_another_holder_stops_acting(
+    api: ApiServer, client: AsyncClient, driver: ReadinessDriver
+) -> None:
+    from lightkube.resources.coordination_v1 import Lease
+
+    from rollwise.platforms.kubernetes.operator import LeadershipLost
+
+    a = ControllerThread(api, identity="replica-a", lease_seconds=30, renew_seconds=0.2).start()
+    await a.wait_started()
+    lease = await client.get(Lease, "rollwise-controller", namespace=NS)
+    assert lease.spec is not None
+    lease.spec.holderIdentity = "someone-else"
+    await client.replace(lease)
+    # At its next renewal it sees the other holder: it stops its workers and kopf, and fails.
+    await asyncio.to_thread(a.finished.wait, 20)
+    assert a.finished.is_set()
+    assert isinstance(a.error, LeadershipLost)
+    holder = api.get_object("coordination.k8s.io/v1", "Lease", NS, "rollwise-controller")
+    assert holder is not None and holder["spec"]["holderIdentity"] == "someone-else"  # not released: not ours
+    a.error = None
+    await a.stop()
