@@ -31,6 +31,7 @@ Use = tuple[str, str, str, str]  # (group, resource, subresource, verb)
 
 RECORDS: list[tuple[str, AuditRecord]] = []
 _finished: set[str] = set()
+_failed: set[str] = set()
 _collected: set[str] = set()
 
 
@@ -78,15 +79,21 @@ def run_last(items: list[pytest.Item]) -> None:
 
 
 def finished(report: pytest.TestReport) -> None:
-    if report.when == "call" and report.passed and is_controller_test(report.nodeid):
+    if is_controller_test(report.nodeid) and (report.when == "call" or report.outcome != "passed"):
         _finished.add(report.nodeid)
+        if report.outcome == "failed":
+            _failed.add(report.nodeid)
 
 
-def session_complete() -> bool:
-    """Did this session run (and pass) every test of every controller test module?"""
+def session_ran_all() -> bool:
+    """Did this session run every test of every controller test module?"""
     files = {p.name for p in controller_files()}
     seen = {n.split("::", 1)[0].rsplit("/", 1)[-1] for n in _collected}
     return bool(files) and files <= seen and _collected <= _finished
+
+
+def session_failures() -> list[str]:
+    return sorted(_failed)
 
 
 def dump_if_asked() -> None:
