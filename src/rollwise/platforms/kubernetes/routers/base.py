@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Protocol, TypeVar
+from typing import ClassVar, Literal, Protocol
 
 from rollwise.engine.plan import RouteTable
 from rollwise.spec.match import RouteMatch
@@ -132,19 +132,6 @@ def match_key(matches: tuple[RouteMatch, ...]) -> frozenset[frozenset[ConditionK
             conds.add((kind, name, c.kind, value))
         out.add(frozenset(conds))
     return frozenset(out)
-
-
-_Observed = TypeVar("_Observed", ObservedMatch, ObservedMirror)
-
-
-def dedupe(items: list[_Observed]) -> tuple[_Observed, ...]:
-    """One entry per distinct route: a router that writes one copy of a route per managed route
-    reads it back that many times."""
-    seen: dict[object, _Observed] = {}
-    for item in items:
-        key = (item.service, getattr(item, "percent", None), match_key(item.matches))
-        seen.setdefault(key, item)
-    return tuple(seen.values())
 
 
 def verify_routes(table: RouteTable, backends: Backends, observed: ObservedRoutes) -> list[str]:

@@ -27,7 +27,6 @@ from rollwise.platforms.kubernetes.routers.base import (
     ObservedMirror,
     ObservedRoutes,
     RouterError,
-    dedupe,
     match_key,
 )
 from rollwise.platforms.kubernetes.routers.capabilities import require
@@ -108,6 +107,10 @@ class GatewayAPIRouter:
     def _services(self, backends: Backends) -> set[str]:
         return self.own_services | set(backends.services.values())
 
+    def route(self, obj: Obj, table: RouteTable, backends: Backends) -> Obj:
+        """`obj` (an HTTPRoute as read) changed to route as `table` says. Pure: no I/O."""
+        return self._route(obj, table, backends)
+
     def _route(self, obj: Obj, table: RouteTable, backends: Backends) -> Obj:
         spec = obj.setdefault("spec", {})
         rules = [r for r in spec.get("rules") or [] if not _is_ours(r)]
@@ -177,6 +180,10 @@ class GatewayAPIRouter:
 
     async def observe(self, backends: Backends) -> ObservedRoutes:
         route = await objects.read(self.client, HTTPRoute, self.routing.http_route, self.namespace, "HTTPRoute")
+        return self.translate(route, backends)
+
+    def translate(self, route: Obj, backends: Backends) -> ObservedRoutes:
+        """The HTTPRoute as read, in Service terms."""
         all_rules = route.get("spec", {}).get("rules") or []
         rules = [r for r in all_rules if not _is_ours(r)]
         services = self._services(backends)
@@ -185,12 +192,16 @@ class GatewayAPIRouter:
         splits = [_weights(r) for r in managed]
         if any(s != splits[0] for s in splits[1:]):
             problems.append(f"managed rules split differently: {splits}")
-        base = [m for r in managed for m in r.get("matches") or []]
+        first = managed[0] if managed else {}
+        own_mirrors = [_mirrors(r, services) for r in managed]
+        if any(m != own_mirrors[0] for m in own_mirrors[1:]):
+            problems.append(f"managed rules mirror differently: {own_mirrors}")
+        copies, problem = _copies_of_first([r for r in all_rules if _is_ours(r)], len(managed))
+        problems += problem
+        base = first.get("matches") or []
         matches: list[ObservedMatch] = []
-        mirrors: list[ObservedMirror] = []
-        for r in managed:
-            mirrors += [ObservedMirror(svc, pct, ()) for svc, pct in _mirrors(r, services)]
-        for r in (r for r in all_rules if _is_ours(r)):
+        mirrors = [ObservedMirror(svc, pct, ()) for svc, pct in (own_mirrors[0] if own_mirrors else [])]
+        for r in copies:
             found = _uncross(r.get("matches") or [], base)
             own = _mirrors(r, services)
             if own:
@@ -201,13 +212,22 @@ class GatewayAPIRouter:
                 matches.append(ObservedMatch(target, found))
         return ObservedRoutes(
             weights=splits[0] if splits else {},
-            matches=dedupe(matches),
-            mirrors=dedupe(mirrors),
+            matches=tuple(matches),
+            mirrors=tuple(mirrors),
             problems=tuple(problems),
         )
 
 
 # --- pure helpers -----------------------------------------------------------------------------------
+
+
+def _copies_of_first(ours: list[Obj], managed: int) -> tuple[list[Obj], list[str]]:
+    """Rollwise writes one copy per managed rule, consecutively, for each route of the table: the
+    copies of the first managed rule stand for the table's routes."""
+    if managed <= 1:
+        return ours, []
+    problems = [] if len(ours) % managed == 0 else [f"{len(ours)} Rollwise rules for {managed} managed rules"]
+    return ours[::managed], problems
 
 
 def _is_ours(rule: Obj) -> bool:

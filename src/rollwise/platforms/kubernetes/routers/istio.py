@@ -27,7 +27,6 @@ from rollwise.platforms.kubernetes.routers.base import (
     ObservedRoutes,
     Role,
     RouterError,
-    dedupe,
     match_key,
 )
 from rollwise.platforms.kubernetes.routers.capabilities import require
@@ -118,6 +117,11 @@ class IstioRouter:
             if revision is not None:
                 subset.setdefault("labels", {})[REVISION_LABEL] = revision
         return obj
+
+    def route(self, obj: Obj, table: RouteTable, backends: Backends, host: str | None = None) -> Obj:
+        """`obj` (a VirtualService as read) changed to route as `table` says; `host` is the
+        DestinationRule's host when subsets are used. Pure: no I/O."""
+        return self._route(obj, table, self._with_roles(backends), host)
 
     def _route(self, obj: Obj, table: RouteTable, backends: Backends, host: str | None) -> Obj:
         spec = obj.setdefault("spec", {})
@@ -259,14 +263,23 @@ class IstioRouter:
     # --- observe ----------------------------------------------------------------------------------
 
     async def observe(self, backends: Backends) -> ObservedRoutes:
-        backends = self._with_roles(backends)
-        problems: list[str] = []
-        host = None
-        subset_revision: dict[str, str] = {}
+        dr = None
         if self.routing.destination_rule is not None:
             dr = await objects.read(
                 self.client, DestinationRule, self.routing.destination_rule.name, self.namespace, "DestinationRule"
             )
+        vs = await objects.read(
+            self.client, VirtualService, self.routing.virtual_service.name, self.namespace, "VirtualService"
+        )
+        return self.translate(vs, dr, backends)
+
+    def translate(self, vs: Obj, dr: Obj | None, backends: Backends) -> ObservedRoutes:
+        """The VirtualService (and DestinationRule) as read, in Service terms."""
+        backends = self._with_roles(backends)
+        problems: list[str] = []
+        host = None
+        subset_revision: dict[str, str] = {}
+        if dr is not None:
             host = dr.get("spec", {}).get("host")
             for s in dr.get("spec", {}).get("subsets") or []:
                 if s.get("name") in self.subsets:
@@ -276,9 +289,6 @@ class IstioRouter:
                 got = subset_revision.get(name)
                 if want is not None and got != want:
                     problems.append(f"DestinationRule subset {name} selects revision {got or 'none'}, expected {want}")
-        vs = await objects.read(
-            self.client, VirtualService, self.routing.virtual_service.name, self.namespace, "VirtualService"
-        )
         http = vs.get("spec", {}).get("http") or []
         routes = [r for r in http if not _is_ours(r)]
         managed = [routes[i] for i in self._managed(routes)]
@@ -294,13 +304,20 @@ class IstioRouter:
         splits = [_weights(r, name_of) for r in managed]
         if any(s != splits[0] for s in splits[1:]):
             problems.append(f"managed routes split differently: {splits}")
-        base_matches = [m for r in managed for m in r.get("match") or []]
+        first = managed[0] if managed else {}
+        own_mirrors = [[(name_of(m["destination"]), _percent(m)) for m in self._own_mirrors(r, host)] for r in managed]
+        if any(m != own_mirrors[0] for m in own_mirrors[1:]):
+            problems.append(f"managed routes mirror differently: {own_mirrors}")
+        copies = [r for r in http if _is_ours(r)]
+        if len(managed) > 1:
+            # One copy per managed route, consecutively: the first managed route's stand for all.
+            if len(copies) % len(managed):
+                problems.append(f"{len(copies)} Rollwise routes for {len(managed)} managed routes")
+            copies = copies[:: len(managed)]
+        base_matches = first.get("match") or []
         matches: list[ObservedMatch] = []
-        mirrors: list[ObservedMirror] = []
-        for r in managed:
-            for m in self._own_mirrors(r, host):
-                mirrors.append(ObservedMirror(name_of(m["destination"]), _percent(m), ()))
-        for r in (r for r in http if _is_ours(r)):
+        mirrors = [ObservedMirror(svc, pct, ()) for svc, pct in (own_mirrors[0] if own_mirrors else [])]
+        for r in copies:
             own = self._own_mirrors(r, host)
             found = _uncross(r.get("match") or [], base_matches)
             if own:
@@ -311,8 +328,8 @@ class IstioRouter:
                 matches.append(ObservedMatch(target, found))
         return ObservedRoutes(
             weights=splits[0] if splits else {},
-            matches=dedupe(matches),
-            mirrors=dedupe(mirrors),
+            matches=tuple(matches),
+            mirrors=tuple(mirrors),
             problems=tuple(problems),
         )
 
