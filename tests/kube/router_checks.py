@@ -6,6 +6,7 @@ strict mode."""
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,13 @@ def _program(rule: str) -> Any:
     return _CEL.program(_CEL.compile(rule))
 
 
+@cache
+def _holds(rule: str, value: str) -> bool:
+    # Memoised on the value's JSON: a sequence of writes repeats most of its parts.
+    result = _program(rule).evaluate({"self": celpy.json_to_cel(json.loads(value))})
+    return result is True or (isinstance(result, celpy.celtypes.BoolType) and bool(result))
+
+
 def cel_failures(schema: dict[str, Any], obj: Any) -> list[str]:
     """Each CEL rule of the schema that `obj` breaks, as "path: message". Transition rules
     (oldSelf) have no old object to compare with here and are skipped."""
@@ -75,8 +83,7 @@ def _cel_node(node: dict[str, Any], value: Any, path: str, out: list[str]) -> No
     for rule in node.get("x-kubernetes-validations") or []:
         if "oldSelf" in rule["rule"]:
             continue
-        result = _program(rule["rule"]).evaluate({"self": celpy.json_to_cel(value)})
-        if result is not True and not (isinstance(result, celpy.celtypes.BoolType) and bool(result)):
+        if not _holds(rule["rule"], json.dumps(value, sort_keys=True)):
             out.append(f"{path or '.'}: {rule.get('message', rule['rule'])}")
     if isinstance(value, dict):
         props = node.get("properties") or {}

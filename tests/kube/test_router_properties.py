@@ -25,7 +25,7 @@ from tests.kube.router_checks import check_custom
 
 SHARED = find_shared_crds(Path(__file__).resolve().parents[2])
 BACKENDS = Backends(services={"r1": "echo-stable", "r2": "echo-canary"})
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Values with regex metacharacters: exact and prefix values must be escaped in cookie patterns.
 VALUES = st.text(alphabet="ab1.*+?()[]^$|-_", min_size=1, max_size=6)
