@@ -456,6 +456,20 @@ async def test_set_image_command_and_env_edit_the_pod_template(
     obj = stored(api, "Rollout", "default", "web")
     assert obj is not None and obj["metadata"]["generation"] == 5
 
+    # With two containers, a bare IMAGE is ambiguous; CONTAINER=IMAGE and --container pick one.
+    two = rollout_doc("two")
+    two["spec"]["template"]["spec"]["containers"].append({"name": "proxy", "image": "example/proxy:1.0"})
+    await client.create(Rollout.from_dict({**two, "metadata": {"name": "two", "namespace": "default"}}))
+    bare = await cli("set", "image", "two", "example/app:9.9", "--kubeconfig", str(kc))
+    assert bare.code == 1 and "several containers (app, proxy); write CONTAINER=IMAGE" in bare.err
+    assert (await cli("set", "image", "two", "proxy=example/proxy:1.1", "--kubeconfig", str(kc))).code == 0
+    assert (await cli("set", "env", "two", "-c", "proxy", "X=1", "--kubeconfig", str(kc))).code == 0
+    obj = stored(api, "Rollout", "default", "two")
+    assert obj is not None
+    app_c, proxy_c = obj["spec"]["template"]["spec"]["containers"]
+    assert app_c["image"] == "example/app:1.0" and "env" not in app_c
+    assert proxy_c["image"] == "example/proxy:1.1" and proxy_c["env"] == [{"name": "X", "value": "1"}]
+
 
 # --- a real process ------------------------------------------------------------------------------
 

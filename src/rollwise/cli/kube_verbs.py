@@ -271,7 +271,7 @@ def set_image(
         from rollwise.lint.images import image_problem
 
         for container, image in images.items():
-            c = _container(containers, container, name, any_if_single=container is None)
+            c = _container(containers, container, name, only=True)
             problem = image_problem(image, policy)
             if problem is not None:
                 raise CliError(f"rollout {name}: {problem}")
@@ -314,13 +314,15 @@ def set_env(target: KubeTarget, pairs: list[str], name: str, container: str | No
 
 
 def _container(
-    containers: list[dict[str, Any]], wanted: str | None, rollout: str, any_if_single: bool = True
+    containers: list[dict[str, Any]], wanted: str | None, rollout: str, only: bool = False
 ) -> dict[str, Any]:
+    """The container named `wanted`; unnamed, the first (with `only`: the only one)."""
     if not containers:
         raise CliError(f"rollout {rollout}: its pod template has no containers")
     if wanted is None:
-        if len(containers) > 1 and not any_if_single:
-            raise CliError(f"rollout {rollout}: several containers; name one")
+        if only and len(containers) > 1:
+            names = ", ".join(str(c.get("name")) for c in containers)
+            raise CliError(f"rollout {rollout}: several containers ({names}); write CONTAINER=IMAGE")
         return containers[0]
     for c in containers:
         if c.get("name") == wanted:
