@@ -274,3 +274,10 @@ def proxy_admin(plane: Any, name: str, listener: str = "main") -> ProxyAdmin:
     ready = read_ready(layout.proxy_ready_file(plane.dir, name, listener))
     assert ready is not None, f"no running proxy for {name} ({listener})"
     return ProxyAdmin(ready.admin_port, token=plane.token)
+
+
+def delete_rollouts(plane: Any) -> None:
+    """Delete every rollout of the control plane (its replicas and proxies stop), so that the next
+    test under load does not share the cores with idle processes of the previous one."""
+    for item in plane.call("GET", "/v1/rollouts")["items"]:
+        plane.call("DELETE", f"/v1/rollouts/{item['name']}")

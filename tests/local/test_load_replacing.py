@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.local import load_specs
-from tests.local.load import LoadGenerator, Sample, rate_of, settled
+from tests.local.load import LoadGenerator, Sample, delete_rollouts, rate_of, settled
 from tests.local.plane import Plane
 
 RATE = 250.0
@@ -26,6 +26,12 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
         yield p
     finally:
         p.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean(plane: Plane) -> Iterator[None]:
+    yield
+    delete_rollouts(plane)
 
 
 def start(plane: Plane, name: str, text: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.local import load_specs
-from tests.local.load import LoadGenerator, Sample, proxy_admin, rate_of, settled, share
+from tests.local.load import LoadGenerator, Sample, delete_rollouts, proxy_admin, rate_of, settled, share
 from tests.local.plane import Plane
 from tests.procs import wait_for
 
@@ -32,6 +32,12 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
         yield p
     finally:
         p.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean(plane: Plane) -> Iterator[None]:
+    yield
+    delete_rollouts(plane)
 
 
 def start(plane: Plane, name: str, text: str) -> str:
