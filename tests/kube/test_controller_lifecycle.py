@@ -158,7 +158,6 @@ async def test_workload_ref_reads_the_deployment_and_scales_it_down_on_success(
         "metadata": {"name": "web", "namespace": NS},
         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": template},
     }
-    await client.create(Deployment.from_dict(deployment))
     doc = {
         "replicas": 3,
         "selector": {"matchLabels": {"app": "web"}},
@@ -168,7 +167,10 @@ async def test_workload_ref_reads_the_deployment_and_scales_it_down_on_success(
     controller = ControllerThread(api).start()
     await controller.wait_started()
     try:
+        # The Deployment is not there yet: a Warning event; its creation wakes the rollout.
         await create(client, "web", doc)
+        await settle(api, lambda: any(e[1] == "WorkloadNotFound" for e in events(api, "web")))
+        await client.create(Deployment.from_dict(deployment))
         await settle(api, lambda: status(api, "web").get("phase") == "Healthy")
         (rev,) = replicasets(api, "web")
         rs = api.get_object("apps/v1", "ReplicaSet", NS, f"web-{rev}")

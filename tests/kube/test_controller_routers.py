@@ -155,6 +155,13 @@ async def test_istio_canary_weights_header_route_and_promotion(
     assert istio_routes(api)[0]["weights"] == {"web-stable": 100}
     # The old stable stays up for its scale-down delay, so that an undo is instant.
     assert replicasets(api, "web") == {v1: 4, v2: 4}
+
+    # undo within that delay is fast-tracked: v1 takes all traffic back in one plan, no steps.
+    await command(client, "web", "undo")
+    await settle(api, lambda: healthy(api, "web", v1) and selector(api, "web-stable") == v1)
+    assert status(api, "web")["lastCompletion"]["result"] == "fastTracked"
+    assert istio_routes(api) == [{"name": "primary", "match": None, "weights": {"web-stable": 100}, "mirror": None}]
+    assert replicasets(api, "web")[v1] == 4
     assert check_all_custom(api, shared_crds, "virtualservices") >= 3
 
 

@@ -132,7 +132,10 @@ class Reconciler:
             workload = await workloads.read_workload(self.client, rollout)
         except workloads.WorkloadError as exc:
             await self._error(key, uid, "WorkloadNotFound", str(exc))
-            return Result(requeue_after=self.retry_seconds, problems=[str(exc)])
+            ref = rollout.spec.workload_ref
+            # The Deployment's creation wakes the rollout (operator.py watches Deployments).
+            self.references[key] = {f"Deployment/{ref.name}"} if ref is not None else set()
+            return Result(requeue_after=None, problems=[str(exc)])
         self.references[key] = set(workload.config_hashes)
         revisions = await workloads.list_revisions(self.client, namespace, name, uid)
         seen = workloads.observed(revisions, workload.config_hashes)
@@ -147,6 +150,8 @@ class Reconciler:
             self.client, namespace, services.targets(rollout, plan), seen, services.roles(plan)
         )
         problems += routed.problems
+        for problem in routed.problems:
+            await self._error(key, uid, "ServiceNotFound", problem)
         router_problem = await self._route(rollout, plan, routed, seen)
         if router_problem is not None:
             await self._error(key, uid, "RouterFailed", router_problem)
