@@ -231,6 +231,20 @@ async def test_apply_conflict_names_the_file_and_force_takes_over(
     assert obj is not None and obj["spec"]["replicas"] == 2
 
 
+async def test_apply_refused_by_the_api_server_names_file_line_and_field(api: ApiServer, tmp_path: Path) -> None:
+    kc = write_kubeconfig(api, tmp_path / "kubeconfig")
+    doc = rollout_doc()
+    doc["metadata"]["labels"] = {"bad key!": "x"}  # lint leaves label syntax to the API server
+    path = write_yaml(tmp_path / "web.yaml", doc)
+    out = await cli("apply", "-f", str(path), "--kubeconfig", str(kc))
+    assert out.code == 1, out
+    lines = out.err.splitlines()
+    # The server names the field metadata.labels.<key>: the key is on line 6 of the file as written.
+    assert lines[0].startswith(f"{path}:6:5 metadata.labels.bad key!: "), out
+    assert lines[-1].startswith(f"rollwise: {path}:1:1 rollout/web:")
+    assert stored(api, "Rollout", "default", "web") is None
+
+
 async def test_apply_learns_other_projects_kinds_from_the_cluster(
     api: ApiServer, shared_crds: Path, tmp_path: Path
 ) -> None:
