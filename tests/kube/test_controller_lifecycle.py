@@ -249,3 +249,27 @@ async def test_a_leader_that_finds_another_holder_stops_acting(
     assert holder is not None and holder["spec"]["holderIdentity"] == "someone-else"  # not released: not ours
     a.error = None
     await a.stop()
+
+
+async def test_a_leader_that_cannot_renew_for_a_lease_duration_stops_acting(
+    api: ApiServer, client: AsyncClient, driver: ReadinessDriver
+) -> None:
+    import kmock
+
+    from rollwise.platforms.kubernetes.operator import LeadershipLost
+
+    a = ControllerThread(api, identity="replica-a", lease_seconds=2, renew_seconds=0.2).start()
+    await a.wait_started()
+    failure = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 503, "reason": "ServiceUnavailable"}
+    (
+        api["get", kmock.resource("coordination.k8s.io/v1/leases")]
+        << 503
+        << kmock.headers({"Content-Type": "application/json"})
+        << failure
+    )
+    # The API server answers nothing useful about the lease: after a lease duration without a
+    # renewal the replica must assume another one leads, and stop.
+    await asyncio.to_thread(a.finished.wait, 30)
+    assert isinstance(a.error, LeadershipLost)
+    a.error = None
+    await a.stop()
