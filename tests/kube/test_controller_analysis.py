@@ -39,6 +39,8 @@ class Check:
     def __init__(self) -> None:
         self.ok = True
         self.requests = 0
+        self.gate = asyncio.Event()  # answers wait for it
+        self.gate.set()
         self.server: asyncio.Server | None = None
 
     @property
@@ -50,6 +52,7 @@ class Check:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         self.requests += 1
+        await self.gate.wait()
         body = json.dumps({"ok": self.ok}).encode()
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
@@ -171,3 +174,45 @@ async def test_a_missing_template_pauses_for_a_human(
     await command(client, "web", "resume")
     await settle(api, lambda: step(api, "web") == 3)
     assert [r["verdict"] for r in status(api, "web")["analysisRuns"]][-1] == "Successful"
+
+
+async def test_a_run_in_flight_when_the_controller_stops_is_measured_again_by_the_next(
+    api: ApiServer, client: AsyncClient, check: Check
+) -> None:
+    await client.get(Namespace, NS)
+    await service(client, "web-stable")
+    await service(client, "web-canary")
+    await template(client, check.url)
+    doc = analysed("example/app:1.0")
+    v1 = revision_of(doc)
+    async with ReadinessDriver(api, client):
+        first = ControllerThread(api).start()
+        try:
+            await first.wait_started()
+            await create(client, "web", doc)
+            await settle(api, lambda: healthy(api, "web", v1))
+            check.gate.clear()  # the measurement hangs
+            doc2 = await set_image(client, "web", doc, "example/app:2.0")
+            v2 = revision_of(doc2)
+            await settle(api, lambda: step(api, "web") == 1 and bool(status(api, "web").get("analysisRuns")))
+            async with asyncio.timeout(20):
+                while check.requests == 0:
+                    await asyncio.sleep(0.02)  # the request arrives over a socket, not through the API
+        finally:
+            await first.stop()
+        (run,) = status(api, "web")["analysisRuns"]
+        assert run["verdict"] in ("Pending", "Running")
+        asked = check.requests
+
+        second = ControllerThread(api).start()
+        try:
+            await second.wait_started()
+            async with asyncio.timeout(20):
+                while check.requests == asked:
+                    await asyncio.sleep(0.02)
+            check.gate.set()
+            await settle(api, lambda: step(api, "web") == 3 and weights(api, "web") == {v1: 50, v2: 50})
+            (again,) = status(api, "web")["analysisRuns"]
+            assert again["name"] == run["name"] and again["verdict"] == "Successful"
+        finally:
+            await second.stop()
