@@ -98,7 +98,7 @@ class ReadinessDriver:
     """The ReplicaSet controller and kubelet in miniature: after each write, a ReplicaSet's status
     moves one phase toward its spec — first its pods exist (`replicas`, `observedGeneration`), then,
     on the next pass, they are ready and available. Revisions told to stay unready keep
-    `readyReplicas` at 0."""
+    `readyReplicas` at 0 ("*": every revision)."""
 
     def __init__(self, api: ApiServer, client: AsyncClient) -> None:
         self.api = api
@@ -152,7 +152,7 @@ class ReadinessDriver:
         status = rs.get("status") or {}
         have = int(status.get("replicas", 0))
         ready = int(status.get("readyReplicas", 0))
-        held = rs["metadata"]["labels"].get(REVISION_LABEL) in self.unready
+        held = "*" in self.unready or rs["metadata"]["labels"].get(REVISION_LABEL) in self.unready
         if have != want or status.get("observedGeneration") != generation:
             # Pods created (or gone) first; the ones left keep their readiness.
             ready = min(ready, want, 0 if held else want)

@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from lightkube import AsyncClient
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Namespace
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret
 from lightkube.types import PatchType
 
 from rollwise.engine.revision import revision_name
@@ -116,7 +116,11 @@ async def test_a_config_change_starts_a_rollout_and_the_scale_subresource_scales
 ) -> None:
     await client.create(ConfigMap.from_dict({"metadata": {"name": "web-config", "namespace": NS}, "data": {"a": "1"}}))
     doc = spec({"recreate": {}}, replicas=2)
-    doc["template"]["spec"]["containers"][0]["envFrom"] = [{"configMapRef": {"name": "web-config"}}]
+    await client.create(Secret.from_dict({"metadata": {"name": "web-secret", "namespace": NS}, "data": {"k": "MQ=="}}))
+    doc["template"]["spec"]["containers"][0]["envFrom"] = [
+        {"configMapRef": {"name": "web-config"}},
+        {"secretRef": {"name": "web-secret"}},
+    ]
     controller = ControllerThread(api).start()
     await controller.wait_started()
     try:
@@ -141,6 +145,17 @@ async def test_a_config_change_starts_a_rollout_and_the_scale_subresource_scales
         await settle(api, lambda: status(api, "web").get("replicas") == 5)
         assert scale.spec.replicas == 5
         assert status(api, "web")["selector"] == "app=web"
+
+        # A Secret edit is a new revision too.
+        await client.patch(Secret, "web-secret", {"data": {"k": "Mg=="}}, namespace=NS, patch_type=PatchType.MERGE)
+
+        def third() -> bool:
+            now = status(api, "web")
+            return now.get("stableRevision") not in (None, v1, v2) and now["phase"] == "Healthy"
+
+        await settle(api, third)
+        v3 = status(api, "web")["stableRevision"]
+        await settle(api, lambda: replicasets(api, "web") == {v1: 0, v2: 0, v3: 5})
     finally:
         await controller.stop()
 
@@ -178,6 +193,47 @@ async def test_workload_ref_reads_the_deployment_and_scales_it_down_on_success(
         assert rs["spec"]["template"]["spec"] == template["spec"]
         assert rev == revision_name(RolloutSpec.model_validate(doc), {"Deployment/web": _hash_of(template)})
         await settle(api, lambda: (api.get_object("apps/v1", "Deployment", NS, "web") or {})["spec"]["replicas"] == 0)
+    finally:
+        await controller.stop()
+
+
+async def test_workload_ref_scaled_down_progressively(
+    api: ApiServer, client: AsyncClient, driver: ReadinessDriver
+) -> None:
+    template = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "a:1"}]}}
+    await client.create(
+        Deployment.from_dict(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": NS},
+                "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": template},
+            }
+        )
+    )
+    doc = {
+        "replicas": 3,
+        "selector": {"matchLabels": {"app": "web"}},
+        "workloadRef": {"name": "web", "scaleDown": "progressively"},
+        "strategy": {"recreate": {}},
+    }
+    driver.keep_unready("*")  # no revision is ready until released below
+    controller = ControllerThread(api).start()
+    await controller.wait_started()
+    try:
+        await create(client, "web", doc)
+        await settle(api, lambda: len(replicasets(api, "web")) == 1)
+        (rev,) = replicasets(api, "web")
+
+        def deployment_replicas() -> int:
+            return int((api.get_object("apps/v1", "Deployment", NS, "web") or {})["spec"]["replicas"])
+
+        # Nothing of the rollout is available: the Deployment keeps serving at full size.
+        await settle(api, lambda: status(api, "web").get("phase") == "Progressing")
+        assert deployment_replicas() == 3
+        driver.make_ready("*")
+        await settle(api, lambda: status(api, "web").get("phase") == "Healthy" and deployment_replicas() == 0)
+        assert replicasets(api, "web") == {rev: 3}
     finally:
         await controller.stop()
 
