@@ -432,6 +432,68 @@ async def test_commands_are_handled_by_the_controller(api: ApiServer, client: As
             await controller.stop()
 
 
+async def test_every_command_verb_through_the_controller(api: ApiServer, client: AsyncClient, tmp_path: Path) -> None:
+    from tests.kube.controller_harness import ControllerThread, ReadinessDriver, status
+
+    kc = write_kubeconfig(api, tmp_path / "kubeconfig")
+    path = write_yaml(tmp_path / "web.yaml", rollout_doc())
+
+    async def run(*args: str) -> Outcome:
+        return await cli(*args, "--kubeconfig", str(kc))
+
+    def phase() -> str | None:
+        return status(api, "web").get("phase")
+
+    await client.get(Namespace, "default")  # connect first (see docs/testing-kubernetes.md)
+    controller = ControllerThread(api).start()
+    async with ReadinessDriver(api, client):
+        try:
+            await controller.wait_started()
+            assert (await run("apply", "-f", str(path))).code == 0
+            await wait_until(api, lambda: phase() == "Healthy", timeout=30)
+            first = status(api, "web")["stableRevision"]
+            write_yaml(path, rollout_doc(image="example/app:2.0"))
+            assert (await run("apply", "-f", str(path))).code == 0
+            await wait_until(api, lambda: phase() == "Paused", timeout=30)
+
+            said = await run("pause", "web")
+            assert (said.code, said.out.strip()) == (0, "web: paused: nothing advances until resume"), said
+            said = await run("pause", "web")
+            assert (said.code, said.err.strip()) == (1, "rollwise: web: already paused"), said
+            said = await run("resume", "web")
+            assert (said.code, said.out.strip()) == (0, "web: unpaused"), said
+
+            said = await run("abort", "web")
+            assert (said.code, said.out.strip()) == (0, "web: aborted"), said
+            await wait_until(api, lambda: phase() == "Aborted", timeout=30)
+            said = await run("promote", "web")
+            assert (said.code, said.err.strip()) == (1, "rollwise: web: aborted: retry to start over"), said
+            said = await run("retry", "web")
+            assert said.code == 0 and said.out.startswith("web: retrying the update to "), said
+            await wait_until(api, lambda: phase() == "Paused", timeout=30)
+
+            said = await run("promote", "web", "--full")
+            assert said.out.strip() == "web: promoting in full, skipping remaining steps and analysis", said
+            await wait_until(api, lambda: phase() == "Healthy", timeout=30)
+            second = status(api, "web")["stableRevision"]
+            assert second != first
+
+            said = await run("undo", "web", "--to-revision", "1")
+            assert said.code == 0 and said.out.startswith("web: "), said
+            # Revision 1 again, as an undo (the spec still describes revision 2).
+            undone = await wait_until(api, lambda: (status(api, "web").get("undo") or {}).get("revision"), timeout=30)
+            assert undone == first and status(api, "web")["currentRevision"] == first
+            said = await run("undo", "web", "--to-revision", "7")
+            assert said.code == 1 and "no revision 7 in history" in said.err, said
+
+            history = await run("history", "web")
+            # An undone-to revision takes the next number, as in `kubectl rollout undo`.
+            rows = [line.split() for line in history.out.splitlines()[1:]]
+            assert [(r[0], r[1], r[3]) for r in rows] == [("2", second, "stable"), ("3", first, "current")], history
+        finally:
+            await controller.stop()
+
+
 # --- set -----------------------------------------------------------------------------------------
 
 
