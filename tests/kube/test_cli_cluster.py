@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import sys
 import textwrap
 from pathlib import Path
@@ -600,8 +601,6 @@ async def test_status_watch_follows_the_rollout_until_it_ends(
 
 async def test_an_unreachable_api_server_is_one_line(tmp_path: Path) -> None:
     # A port nothing listens on: bind one, note it, close it.
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -624,3 +623,34 @@ async def test_an_unreachable_api_server_is_one_line(tmp_path: Path) -> None:
     assert len(out.err.splitlines()) == 1
     wrong_context = await cli("get", "web", "--kubeconfig", str(kc), "--context", "nope")
     assert wrong_context.code == 1 and "Context 'nope' not found" in wrong_context.err
+
+
+async def test_context_picks_the_cluster_and_its_namespace(api: ApiServer, client: AsyncClient, tmp_path: Path) -> None:
+    await make_namespace(client, "team")
+    await client.create(Rollout.from_dict({**rollout_doc(), "metadata": {"name": "web", "namespace": "team"}}))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {"name": "dead", "cluster": {"server": f"http://127.0.0.1:{dead}"}},
+                    {"name": "emulator", "cluster": {"server": str(api.url).rstrip("/")}},
+                ],
+                "users": [{"name": "u", "user": {}}],
+                "contexts": [
+                    {"name": "elsewhere", "context": {"cluster": "dead", "user": "u"}},
+                    {"name": "emu", "context": {"cluster": "emulator", "user": "u", "namespace": "team"}},
+                ],
+                "current-context": "elsewhere",
+            }
+        )
+    )
+    # $KUBECONFIG is read when --kubeconfig is not given.
+    env = {"KUBECONFIG": str(kc)}
+    assert (await cli("get", "web", "--context", "emu", env=env)).out.startswith("Name:       web\nNamespace:  team")
+    assert (await cli("get", "web", "--platform", "kubernetes", env=env)).code == 1
