@@ -168,8 +168,7 @@ class LoadGenerator:
         return i, due
 
     async def _worker(self, t0: float) -> None:
-        reader: asyncio.StreamReader | None = None
-        writer: asyncio.StreamWriter | None = None
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         try:
             while True:
                 nxt = self._next_due(t0)
@@ -183,26 +182,25 @@ class LoadGenerator:
                 request = self._request(extra)
                 sent = time.monotonic()
                 try:
-                    if writer is None or reader is None:
-                        reader, writer = await asyncio.wait_for(
-                            asyncio.open_connection(self.host, self.port), self.timeout
-                        )
-                    writer.write(request)
-                    status, version, close = await asyncio.wait_for(self._answer(reader), self.timeout)
+                    if conn is None:
+                        conn = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.timeout)
+                    conn[1].write(request)
+                    status, version, close = await asyncio.wait_for(self._answer(conn[0]), self.timeout)
                 except (OSError, TimeoutError, _Closed, asyncio.IncompleteReadError, ValueError) as exc:
                     self.samples.append(
                         Sample(sent, time.monotonic() - sent, 0, "", bool(extra), f"{type(exc).__name__}: {exc}")
                     )
-                    if writer is not None:
-                        writer.close()
-                    reader = writer = None
+                    if conn is not None:
+                        conn[1].close()
+                    conn = None
                     continue
                 self.samples.append(Sample(sent, time.monotonic() - sent, status, version, bool(extra)))
                 if close:
-                    writer.close()
-                    reader = writer = None
+                    conn[1].close()
+                    conn = None
         finally:
-            if writer is not None:
+            if conn is not None:
+                writer = conn[1]
                 writer.close()
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()

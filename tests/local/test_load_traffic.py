@@ -51,6 +51,10 @@ def assert_served_by_platform(samples: list[Sample], what: str) -> None:
     assert rate_of(samples) >= 200, f"{what}: only {rate_of(samples):.0f} requests/s"
 
 
+def paused_with(weights: dict[str, int]) -> Any:
+    return lambda s: s["phase"] == "Paused" and s["weights"] == weights
+
+
 def healthy_on(revision: str) -> Any:
     return lambda s: s["phase"] == "Healthy" and s["stableRevision"] == revision and s["weights"] == {revision: 100}
 
@@ -64,11 +68,7 @@ def test_canary_shares_abort_retry_and_promotion_under_load(plane: Plane) -> Non
         plane.apply(load_specs.canary(name, "v2"))
         v2 = plane.summary(name)["currentRevision"]
         for weight in (20, 50):
-            plane.wait(
-                name,
-                lambda s, w=weight: s["phase"] == "Paused" and s["weights"] == {v1: 100 - w, v2: w},
-                f"paused at {weight}%",
-            )
+            plane.wait(name, paused_with({v1: 100 - weight, v2: weight}), f"paused at {weight}%")
             mark = time.monotonic()
             step = load.wait_count_since(mark, PER_STEP, timeout=60)
             observed = share(step, "v2")
