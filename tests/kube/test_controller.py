@@ -379,3 +379,21 @@ async def test_the_status_is_written_only_when_it_changes(
         while not read_again_and_idle():
             await asyncio.sleep(0.02)  # the controller's progress lives in its own thread
     assert not [a for a in api.audit[mark:] if a.resource == "rollouts" and a.subresource == "status"]
+
+
+async def test_a_deleted_rollout_takes_its_replicasets_and_can_come_back(
+    api: ApiServer, client: AsyncClient, running: tuple[ControllerThread, ReadinessDriver]
+) -> None:
+    controller, _ = running
+    doc = spec({"recreate": {}}, replicas=2)
+    await create(client, "web", doc)
+    await settle(api, lambda: healthy(api, "web", revision_of(doc)))
+    await client.delete(Rollout, "web", namespace=NS)
+    # Owner references: the ReplicaSets go with it; the controller drops its worker.
+    await settle(api, lambda: replicasets(api, "web") == {})
+    async with asyncio.timeout(20):
+        while controller.controllers[0].workers:
+            await asyncio.sleep(0.02)  # the controller's state lives in its own thread
+    await create(client, "web", doc)
+    await settle(api, lambda: healthy(api, "web", revision_of(doc)))
+    assert replicasets(api, "web") == {revision_of(doc): 2}

@@ -95,7 +95,14 @@ class Worker:
                         await self.wakeup.wait()
             self.wakeup.clear()
             async with self.lock:
-                self.next_at = time.monotonic() + await self.controller.reconcile(self.key)
+                wait = await self.controller.reconcile(self.key)
+                if wait is None and not self.wakeup.is_set():
+                    # Gone, and no event since (a Rollout created again under the same name would
+                    # have set wakeup): no await between this check and leaving, so none is lost.
+                    if self.controller.workers.get(self.key) is self:
+                        del self.controller.workers[self.key]
+                    return
+                self.next_at = time.monotonic() + (wait or 0.0)
 
 
 class Controller:
@@ -120,8 +127,9 @@ class Controller:
         self.failures = 0
         self.closed = False
 
-    async def reconcile(self, key: Key) -> float:
-        """One reconcile; the seconds until the worker must look again."""
+    async def reconcile(self, key: Key) -> float | None:
+        """One reconcile; the seconds until the worker must look again (None: the Rollout is gone,
+        the worker ends)."""
         self.reconciles += 1
         try:
             result = await self.reconciler.reconcile(*key)
@@ -137,6 +145,11 @@ class Controller:
                 )
             return self.settings.retry_seconds
         self.completed += 1
+        if result.gone:
+            # Deleted, and its DELETED event missed (or not yet seen): the worker ends itself.
+            await self.runner.forget(key)
+            self.reconciler.forget(key)
+            return None
         wait = self.settings.resync_seconds
         if result.requeue_after is not None:
             wait = min(wait, result.requeue_after)

@@ -68,6 +68,7 @@ class Result:
     plan: Plan | None = None
     wrote_status: bool = False
     problems: list[str] = field(default_factory=list)
+    gone: bool = False  # the Rollout no longer exists: its worker can go
 
 
 class Reconciler:
@@ -99,7 +100,7 @@ class Reconciler:
         except ApiError as exc:
             if exc.status.code == 404:
                 self.references.pop(key, None)
-                return Result(requeue_after=None)
+                return Result(requeue_after=None, gone=True)
             raise
         meta = obj.get("metadata") or {}
         if meta.get("deletionTimestamp"):
