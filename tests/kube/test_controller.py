@@ -397,3 +397,27 @@ async def test_a_deleted_rollout_takes_its_replicasets_and_can_come_back(
     await create(client, "web", doc)
     await settle(api, lambda: healthy(api, "web", revision_of(doc)))
     assert replicasets(api, "web") == {revision_of(doc): 2}
+
+
+async def test_blue_green_abort_keeps_active_and_scales_the_preview_down(
+    api: ApiServer, client: AsyncClient, running: tuple[ControllerThread, ReadinessDriver]
+) -> None:
+    await service(client, "web-active")
+    await service(client, "web-preview")
+    strategy = {
+        "blueGreen": {"activeService": "web-active", "previewService": "web-preview", "autoPromotionEnabled": False}
+    }
+    doc = spec(strategy, replicas=2)
+    v1 = revision_of(doc)
+    await create(client, "web", doc)
+    await settle(api, lambda: healthy(api, "web", v1))
+    doc2 = await set_image(client, "web", doc, "example/app:2.0")
+    v2 = revision_of(doc2)
+    await settle(api, lambda: selector(api, "web-preview") == v2 and status(api, "web").get("phase") == "Paused")
+    assert replicasets(api, "web") == {v1: 2, v2: 2}
+
+    await command(client, "web", "abort")
+    await settle(api, lambda: status(api, "web").get("phase") == "Aborted")
+    await settle(api, lambda: replicasets(api, "web") == {v1: 2, v2: 0} and selector(api, "web-preview") == v1)
+    assert selector(api, "web-active") == v1
+    assert weights(api, "web") == {v1: 100}

@@ -40,6 +40,8 @@ def targets(rollout: Rollout, plan: Plan) -> list[ServiceTarget]:
         # The preview the engine chose, even before its pods are ready: the readiness gate below
         # holds the selector until they all are.
         chosen = status.blue_green.preview_revision if status.blue_green is not None else None
+        if chosen is not None and (status.abort is not None or plan.replicas.get(chosen, 0) == 0):
+            chosen = None  # aborted or scaled down: the preview Service shows what serves
         preview = plan.routes.preview or chosen or active
         if bg.active_service and active:
             out.append(ServiceTarget("active", bg.active_service, active))
