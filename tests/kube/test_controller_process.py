@@ -81,6 +81,12 @@ async def test_controller_run_as_a_process(api: ApiServer, client: AsyncClient, 
                 text = (await http.get(f"http://127.0.0.1:{metrics}/metrics")).text
             assert "rollwise_controller_leading 1\n" in text
             assert "rollwise_controller_rollouts 1\n" in text
+            # Every reconcile so far is in the duration histogram, and its count is the +Inf bucket.
+            count = next(
+                ln for ln in text.splitlines() if ln.startswith("rollwise_controller_reconcile_duration_seconds_count")
+            )
+            assert int(count.split()[1]) >= 1
+            assert f'rollwise_controller_reconcile_duration_seconds_bucket{{le="+Inf"}} {count.split()[1]}\n' in text
             proc.send_signal(signal.SIGTERM)
             async with asyncio.timeout(30):
                 out, _ = await proc.communicate()

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import time
 
+from rollwise.platforms.kubernetes.histogram import Histogram
 from rollwise.platforms.kubernetes.operator import Probe
 
 
@@ -30,6 +31,9 @@ def metrics_text(probe: Probe) -> str:
         "# HELP rollwise_controller_uptime_seconds Seconds since this replica started.",
         "# TYPE rollwise_controller_uptime_seconds gauge",
         f"rollwise_controller_uptime_seconds {time.monotonic() - probe.started_at:.3f}",
+        *(c.durations if c else Histogram()).lines(
+            "rollwise_controller_reconcile_duration_seconds", "Seconds per reconcile (API calls included)."
+        ),
     ]
     return "\n".join(lines) + "\n"
 

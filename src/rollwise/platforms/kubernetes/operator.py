@@ -29,6 +29,7 @@ from rollwise.analysis.timestamps import utc_now
 from rollwise.platforms.kubernetes.analysis import AnalysisRunner
 from rollwise.platforms.kubernetes.connection import kopf_connection
 from rollwise.platforms.kubernetes.events import EventRecorder, EventType
+from rollwise.platforms.kubernetes.histogram import Histogram
 from rollwise.platforms.kubernetes.lease import LeaderElector
 from rollwise.platforms.kubernetes.names import FIELD_MANAGER, GROUP, ROLLOUT_LABEL, VERSION
 from rollwise.platforms.kubernetes.reconciler import Reconciler, RouterFactory, default_router_factory
@@ -125,17 +126,20 @@ class Controller:
         self.reconciles = 0  # started
         self.completed = 0  # finished, successfully or not
         self.failures = 0
+        self.durations = Histogram()  # seconds per reconcile, failed ones included
         self.closed = False
 
     async def reconcile(self, key: Key) -> float | None:
         """One reconcile; the seconds until the worker must look again (None: the Rollout is gone,
         the worker ends)."""
         self.reconciles += 1
+        began = time.perf_counter()
         try:
             result = await self.reconciler.reconcile(*key)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            self.durations.observe(time.perf_counter() - began)
             self.completed += 1
             log.exception("reconciling %s/%s failed", *key)
             self.failures += 1
@@ -144,6 +148,7 @@ class Controller:
                     key[0], key[1], None, "Warning", "ReconcileFailed", f"{type(exc).__name__}: {exc}"
                 )
             return self.settings.retry_seconds
+        self.durations.observe(time.perf_counter() - began)
         self.completed += 1
         if result.gone:
             # Deleted, and its DELETED event missed (or not yet seen): the worker ends itself.
