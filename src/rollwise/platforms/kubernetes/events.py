@@ -27,14 +27,23 @@ class EventRecorder:
         self.instance = instance
 
     async def record(
-        self, namespace: str, rollout: str, uid: str | None, kind: EventType, reason: str, message: str
+        self,
+        namespace: str,
+        rollout: str,
+        uid: str | None,
+        kind: EventType,
+        reason: str,
+        message: str,
+        *,
+        involved: str = "Rollout",
     ) -> None:
+        """An Event about the Rollout `rollout` (or another Rollwise object of kind `involved`)."""
         log.info("%s/%s: %s %s: %s", namespace, rollout, kind, reason, message)
         now = datetime.now(UTC).replace(microsecond=0)
         event = Event(
             metadata=ObjectMeta(name=f"{rollout}.{uuid.uuid4().hex[:16]}", namespace=namespace),
             involvedObject=ObjectReference(
-                apiVersion=API_VERSION, kind="Rollout", name=rollout, namespace=namespace, uid=uid
+                apiVersion=API_VERSION, kind=involved, name=rollout, namespace=namespace, uid=uid
             ),
             reason=reason,
             # The API server refuses messages over 1 kB; the status keeps the whole text.

@@ -57,6 +57,9 @@ CLUSTER_RULES: tuple[Rule, ...] = (
     Rule("rollwise.dev", ("rollouts",), (*READ, "patch")),
     Rule("rollwise.dev", ("rollouts/status",), ("patch",)),
     Rule("rollwise.dev", ("analysistemplates", "clusteranalysistemplates"), ("get",)),
+    # FlagSets: kopf lists and watches them (each is written into its ConfigMap); a rollout's
+    # reconcile reads the one it names for its `env` values.
+    Rule("rollwise.dev", ("flagsets",), READ),
     # One ReplicaSet per revision: applied (created, scaled), deleted past the history limit.
     Rule("apps", ("replicasets",), ("list", "watch", "create", "patch", "delete")),
     # workloadRef: the pod template comes from a Deployment (watched, so that an edit is a
@@ -65,8 +68,9 @@ CLUSTER_RULES: tuple[Rule, ...] = (
     # Stable/canary/preview Services: their selector is switched to a revision.
     Rule("", ("services",), ("get", "patch")),
     # ConfigMaps and Secrets a pod template refers to are part of its revision; analysis reads
-    # Secrets for provider credentials.
-    Rule("", ("configmaps", "secrets"), READ),
+    # Secrets for provider credentials. A FlagSet's ConfigMap is applied (created, then patched).
+    Rule("", ("configmaps",), (*READ, "create", "patch")),
+    Rule("", ("secrets",), READ),
     Rule("", ("events",), ("create",)),
     # Routers: Istio and Gateway API objects are read and updated (never created); the NGINX
     # router owns a canary Ingress beside the user's.

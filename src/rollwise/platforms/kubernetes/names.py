@@ -17,6 +17,7 @@ COMPONENT = "rollwise-controller"
 Rollout = create_namespaced_resource(GROUP, VERSION, "Rollout", "rollouts")
 AnalysisTemplate = create_namespaced_resource(GROUP, VERSION, "AnalysisTemplate", "analysistemplates")
 ClusterAnalysisTemplate = create_global_resource(GROUP, VERSION, "ClusterAnalysisTemplate", "clusteranalysistemplates")
+FlagSet = create_namespaced_resource(GROUP, VERSION, "FlagSet", "flagsets")
 
 
 def replicaset_name(rollout: str, revision: str) -> str:

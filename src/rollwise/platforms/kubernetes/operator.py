@@ -1,5 +1,5 @@
 """The operator: kopf watches Rollouts and what they own or read (ReplicaSets, ConfigMaps,
-Secrets, Deployments), and every event wakes the one worker of the Rollout it concerns. A worker
+Secrets, Deployments, FlagSets), and every event wakes the one worker of the Rollout it concerns. A worker
 runs one reconcile at a time (reconciler.py) and sleeps until the next event, the plan's "look
 again" time, or a periodic resync. Leader election (lease.py) decides which replica runs it.
 
@@ -29,6 +29,8 @@ from rollwise.analysis.timestamps import utc_now
 from rollwise.platforms.kubernetes.analysis import AnalysisRunner
 from rollwise.platforms.kubernetes.connection import kopf_connection
 from rollwise.platforms.kubernetes.events import EventRecorder, EventType
+from rollwise.platforms.kubernetes.flagsets import FlagSetWriter
+from rollwise.platforms.kubernetes.flagsets import reference as flagset_reference
 from rollwise.platforms.kubernetes.histogram import Histogram
 from rollwise.platforms.kubernetes.lease import LeaderElector
 from rollwise.platforms.kubernetes.names import FIELD_MANAGER, GROUP, ROLLOUT_LABEL, VERSION
@@ -122,6 +124,7 @@ class Controller:
             router_factory=settings.router_factory,
             retry_seconds=settings.retry_seconds,
         )
+        self.flagsets = FlagSetWriter(client, self._flagset_warning, settings.retry_seconds)
         self.workers: dict[Key, Worker] = {}
         self.reconciles = 0  # started
         self.completed = 0  # finished, successfully or not
@@ -181,12 +184,16 @@ class Controller:
             worker = self.workers.pop(key)
             await worker.stop()
         await self.runner.shutdown()
+        await self.flagsets.shutdown()
 
     async def _verdict(self, key: Key, run: str, phase: Verdict, message: str | None) -> None:
         if phase in ("Successful", "Failed", "Error", "Inconclusive"):
             kind: EventType = "Normal" if phase == "Successful" else "Warning"
             await self.events.record(key[0], key[1], None, kind, f"Analysis{phase}", f"run {run}: {message or ''}")
         self.wake(key)
+
+    async def _flagset_warning(self, namespace: str, name: str, reason: str, message: str) -> None:
+        await self.events.record(namespace, name, None, "Warning", reason, message, involved="FlagSet")
 
     def referencing(self, namespace: str, ref: str) -> list[Key]:
         return [k for k, refs in self.reconciler.references.items() if k[0] == namespace and ref in refs]
@@ -237,6 +244,20 @@ class Controller:
         kopf.on.event("", "v1", "configmaps", registry=registry)(referenced("ConfigMap"))
         kopf.on.event("", "v1", "secrets", registry=registry)(referenced("Secret"))
         kopf.on.event("apps", "v1", "deployments", registry=registry)(referenced("Deployment"))
+
+        @kopf.on.event(GROUP, VERSION, "flagsets", registry=registry)
+        async def flagset_event(event: kopf.RawEvent, namespace: str | None, name: str | None, **_: Any) -> None:
+            # Its ConfigMap first (running pods see the change in place), then the rollouts
+            # reading it: its `env` values are part of their revisions.
+            if namespace is None or name is None or self.closed:
+                return
+            if event.get("type") == "DELETED":
+                self.flagsets.forget(namespace, name)
+            else:
+                await self.flagsets.write(event["object"])
+            for key in self.referencing(namespace, flagset_reference(name)):
+                self.wake(key)
+
         return registry
 
 

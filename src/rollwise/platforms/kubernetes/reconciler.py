@@ -29,7 +29,7 @@ from rollwise.analysis.timestamps import utc_now
 from rollwise.engine import Command, Observed, Plan, reconcile
 from rollwise.engine.clock import stamp
 from rollwise.engine.work import USER_PAUSE
-from rollwise.platforms.kubernetes import services, workloads
+from rollwise.platforms.kubernetes import flagsets, services, workloads
 from rollwise.platforms.kubernetes.analysis import AnalysisRunner
 from rollwise.platforms.kubernetes.commands import CommandError, PendingCommand, pending
 from rollwise.platforms.kubernetes.events import EventRecorder, EventType
@@ -136,6 +136,8 @@ class Reconciler:
             ref = rollout.spec.workload_ref
             # The Deployment's creation wakes the rollout (operator.py watches Deployments).
             self.references[key] = {f"Deployment/{ref.name}"} if ref is not None else set()
+            if rollout.spec.feature_flags is not None:  # an invalid FlagSet, once fixed, wakes it
+                self.references[key].add(flagsets.reference(rollout.spec.feature_flags.flag_set))
             return Result(requeue_after=None, problems=[str(exc)])
         self.references[key] = set(workload.config_hashes)
         revisions = await workloads.list_revisions(self.client, namespace, name, uid)

@@ -15,9 +15,11 @@ from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import ConfigMap, Secret
+from pydantic import ValidationError
 
 from rollwise.engine import Observed, RevisionObserved
 from rollwise.engine.revision import referenced_config
+from rollwise.platforms.kubernetes import flagsets
 from rollwise.platforms.kubernetes.names import API_VERSION, REVISION_LABEL, ROLLOUT_LABEL, replicaset_name
 from rollwise.spec.rollout import Rollout
 from rollwise.spec.workload import PodTemplate
@@ -68,6 +70,17 @@ async def read_workload(client: AsyncClient, rollout: Rollout) -> Workload:
         raise WorkloadError("the Kubernetes platform runs spec.template or spec.workloadRef, not spec.process")
     for ref_name in sorted(referenced_config(pod)):
         hashes[ref_name] = await _config_hash(client, namespace, ref_name)
+    flags = spec.feature_flags
+    if flags is not None:
+        # Read after the referenced config: the FlagSet's ConfigMap is mounted only into the
+        # ReplicaSet's template, so its content (which changes in place) is never hashed.
+        try:
+            env = await flagsets.read_env(client, namespace, flags.flag_set)
+        except ValidationError as exc:
+            first = " ".join(str(exc).splitlines()[:3])
+            raise WorkloadError(f"featureFlags: FlagSet {namespace}/{flags.flag_set} is not valid: {first}") from None
+        hashes[flagsets.reference(flags.flag_set)] = flagsets.config_hash(flags, env)
+        template = flagsets.wire(template, flags, env)
     return Workload(template=template, config_hashes=hashes, deployment=deployment)
 
 
