@@ -58,6 +58,13 @@ CASES: dict[str, list[str]] = {
     "bad_int_or_percent": [
         "10:7 spec.strategy.rollingUpdate.maxSurge: must be an integer or a percentage like '25%' (got '25 %')",
     ],
+    "abort_scale_down_delay_zero": [
+        (
+            "11:7 spec.strategy.blueGreen.abortScaleDownDelaySeconds: warning: 0 keeps an aborted revision's "
+            "replicas up until retry, undo or a new spec (as in Argo Rollouts); leave it unset to scale them "
+            "down at once"
+        ),
+    ],
     "bad_tag": [
         "6:3 spec.replicas: invalid YAML: 'three' is not a valid int (as its tag !!int requires)",
     ],
@@ -327,6 +334,21 @@ CASES: dict[str, list[str]] = {
             "gatewayAPI, nginx"
         ),
     ],
+    "scale_down_delay_hours": [
+        (
+            "10:7 spec.strategy.abTest.scaleDownDelaySeconds: warning: 7200 s keeps the old revision's "
+            "replicas running for over an hour; the delay is in seconds (minutes or hours as seconds?)"
+        ),
+    ],
+    "scale_down_delay_negative": [
+        "12:7 spec.strategy.canary.scaleDownDelaySeconds: must be 0 or more (got -5)",
+    ],
+    "scale_down_delay_without_router": [
+        (
+            "11:7 spec.strategy.canary.scaleDownDelaySeconds: warning: has no effect without trafficRouting: "
+            "the stable revision shrinks as the canary grows, so nothing is left to scale down after promotion"
+        ),
+    ],
     "same_services": [
         "20:7 spec.strategy.canary.canaryService: must differ from stableService (both are 'web')",
     ],
@@ -416,7 +438,7 @@ CASES: dict[str, list[str]] = {
         (
             "11:7 spec.strategy.blueGreen.colour: unknown field; expected one of: activeService, "
             "previewService, previewReplicaCount, autoPromotionEnabled, autoPromotionSeconds, "
-            "scaleDownDelaySeconds, prePromotionAnalysis, postPromotionAnalysis"
+            "scaleDownDelaySeconds, abortScaleDownDelaySeconds, prePromotionAnalysis, postPromotionAnalysis"
         ),
     ],
     "unknown_kind": [
@@ -605,7 +627,17 @@ def test_cli_exit_0_with_warnings_only() -> None:
     ]
 
 
-@pytest.mark.parametrize("name", ["canary_no_steps", "compare_ignore_without_body", "flagset_not_linted"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "canary_no_steps",
+        "compare_ignore_without_body",
+        "flagset_not_linted",
+        "abort_scale_down_delay_zero",
+        "scale_down_delay_hours",
+        "scale_down_delay_without_router",
+    ],
+)
 def test_cli_exit_0_on_each_warning_only_file(name: str) -> None:
     done = rollwise("lint", f"{BROKEN}/{name}.yaml")
     assert done.returncode == 0

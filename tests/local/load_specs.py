@@ -45,12 +45,15 @@ def blue_green(name: str, version: str) -> str:
     return _rollout(name, version, strategy)
 
 
-def canary(name: str, version: str, weights: tuple[int, ...] = (20, 50)) -> str:
+def canary(name: str, version: str, weights: tuple[int, ...] = (20, 50), *, scale_down_delay: int | None = None) -> str:
     steps = "".join(f"\n        - setWeight: {w}\n        - pause: {{}}" for w in weights)
     strategy = f"""    canary:
       trafficRouting:
         local: {{}}
       steps:{steps}"""
+    if scale_down_delay is not None:
+        strategy += f"""
+      scaleDownDelaySeconds: {scale_down_delay}"""
     return _rollout(name, version, strategy)
 
 

@@ -23,6 +23,7 @@ from tests.procs import wait_for
 
 RATE = 250.0
 PER_STEP = 2000
+DRAIN_DELAY = 3  # seconds the former stable canary stays up after promotion
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +62,12 @@ def healthy_on(revision: str) -> Any:
 
 def test_canary_shares_abort_retry_and_promotion_under_load(plane: Plane) -> None:
     name = "load-canary"
-    v1 = start(plane, name, load_specs.canary(name, "v1"))
+    # A short scale-down delay: the test waits for v1 to drain after the promotion.
+    v1 = start(plane, name, load_specs.canary(name, "v1", scale_down_delay=DRAIN_DELAY))
     with LoadGenerator(*plane.endpoint(name), rate=RATE) as load:
         load.wait_count_since(0, 50, timeout=30)
         begin = time.monotonic()
-        plane.apply(load_specs.canary(name, "v2"))
+        plane.apply(load_specs.canary(name, "v2", scale_down_delay=DRAIN_DELAY))
         v2 = plane.summary(name)["currentRevision"]
         for weight in (20, 50):
             plane.wait(name, paused_with({v1: 100 - weight, v2: weight}), f"paused at {weight}%")
@@ -92,7 +94,7 @@ def test_canary_shares_abort_retry_and_promotion_under_load(plane: Plane) -> Non
         status, doc = plane.command(name, "promote", full=True)
         assert status == 200, doc
         plane.wait(name, healthy_on(v2), "v2 promoted")
-        settled(plane, name, v2, 2, timeout=120)  # v1 drains after the 30 s scale-down delay
+        settled(plane, name, v2, 2, timeout=120)  # v1 drains after its scale-down delay
         after = load.wait_count_since(time.monotonic(), 100, timeout=30)
         end = time.monotonic()
     window = load.since(begin, end)
@@ -139,8 +141,8 @@ def test_ab_rules_weights_abort_and_promotion_under_load(plane: Plane) -> None:
         status, doc = plane.command(name, "promote")
         assert status == 200, doc
         plane.wait(name, healthy_on(v3), "v3 promoted")
-        # (v1 stops 30 s later, the routed strategies' fixed scale-down delay: the canary test
-        # waits for that drain; this one ends with the switch.)
+        # (v1 stops 30 s later, the default scale-down delay: the canary test waits for a drain;
+        # this one ends with the switch.)
         after = load.wait_count_since(time.monotonic(), 100, timeout=30)
         end = time.monotonic()
     window = load.since(begin, end)

@@ -21,10 +21,11 @@ STARTING, EXPERIMENT, PROMOTING = "starting", "experiment", "promoting"
 def reconcile(w: Work, ctx: Ctx) -> Outcome:
     ab = ctx.spec.strategy.ab_test
     assert ab is not None
+    delay = float(ab.scale_down_delay_seconds)
     if not w.updating:
         return base.steady(w, ctx)
     if w.stable is None:
-        return base.initial(w, ctx, scale_down_delay=lifecycle.ROUTED_SCALE_DOWN_DELAY) or base.steady(w, ctx)
+        return base.initial(w, ctx, scale_down_delay=delay) or base.steady(w, ctx)
     if w.abort is not None:
         return base.rolled_back(w, ctx)
     if w.stage in (None, STARTING, EXPERIMENT):
@@ -33,7 +34,7 @@ def reconcile(w: Work, ctx: Ctx) -> Outcome:
             return out
     if w.abort is not None:
         return base.rolled_back(w, ctx)
-    return base.switch(w, ctx, "candidate won") or base.steady(w, ctx)
+    return base.switch(w, ctx, "candidate won", scale_down_delay=delay) or base.steady(w, ctx)
 
 
 def _variant(ab: ABTestStrategy, role: str) -> Variant | None:

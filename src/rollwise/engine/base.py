@@ -72,13 +72,14 @@ def frozen(w: Work, ctx: Ctx) -> Outcome:
     return out
 
 
-def switch(w: Work, ctx: Ctx, label: str) -> Outcome | None:
+def switch(w: Work, ctx: Ctx, label: str, *, scale_down_delay: float) -> Outcome | None:
     """An atomic switch: the new revision gets every replica, and all traffic only once every one
-    of them is available; then it is promoted. None once promoted."""
+    of them is available; then it is promoted (the old stable kept up for the delay). None once
+    promoted."""
     stable, target, n = w.stable, w.current, ctx.n
     assert stable is not None and target is not None
     if ctx.fully_ready(target, n):
-        lifecycle.promote(w, ctx, scale_down_delay=lifecycle.ROUTED_SCALE_DOWN_DELAY)
+        lifecycle.promote(w, ctx, scale_down_delay=scale_down_delay)
         return None
     out = Outcome(replicas={stable: n, target: n}, weights={stable: 100}, roles={stable: "stable", target: "canary"})
     out.waiting = True

@@ -28,7 +28,7 @@ def reconcile(w: Work, ctx: Ctx) -> Outcome:
     if w.stable is None:
         return base.initial(w, ctx, scale_down_delay=delay) or base.steady(w, ctx)
     if w.abort is not None:
-        return _aborted(w, ctx)
+        return _aborted(w, ctx, bg)
     if ctx.promote is not None:
         _set(w, approved=True, skip_analysis=w.blue_green.skip_analysis or ctx.promote == "full")
         ctx.promote = None
@@ -68,7 +68,7 @@ def _preview(w: Work, ctx: Ctx, bg: BlueGreenStrategy) -> Outcome | None:
         result = analysis.settle(w, ctx, analysis.track(w, ctx, out, "prePromotion", bg.pre_promotion_analysis))
         if result == "failed":
             lifecycle.begin_abort(w, ctx, "AnalysisFailed", "pre-promotion analysis failed")
-            return _aborted(w, ctx)
+            return _aborted(w, ctx, bg)
         if result != "passed":
             out.message = f"preview {preview} ready: " + (base.hold_reason(w) or "waiting for pre-promotion analysis")
             return out
@@ -111,7 +111,7 @@ def _post(w: Work, ctx: Ctx, bg: BlueGreenStrategy) -> Outcome | None:
         result = analysis.settle(w, ctx, analysis.track(w, ctx, out, "postPromotion", bg.post_promotion_analysis))
         if result == "failed":
             lifecycle.begin_abort(w, ctx, "AnalysisFailed", "post-promotion analysis failed")
-            return _aborted(w, ctx)
+            return _aborted(w, ctx, bg)
         if result != "passed":
             why = base.hold_reason(w) or "waiting for post-promotion analysis"
             out.message = f"switched to {new}: {why}; {old} kept up for rollback"
@@ -123,8 +123,10 @@ def _post(w: Work, ctx: Ctx, bg: BlueGreenStrategy) -> Outcome | None:
     return None
 
 
-def _aborted(w: Work, ctx: Ctx) -> Outcome:
-    """Back to the former active revision — a rollback if the switch had happened."""
+def _aborted(w: Work, ctx: Ctx, bg: BlueGreenStrategy) -> Outcome:
+    """Back to the former active revision — a rollback if the switch had happened. The aborted
+    revision stays up for abortScaleDownDelaySeconds after the abort (the abort's time is in the
+    status, so the deadline survives a restart); 0 keeps it up until retry, undo or a new spec."""
     assert w.abort is not None and w.blue_green is not None and w.current is not None
     if w.blue_green.switched_at is not None and w.stable is not None:
         lifecycle.complete(
@@ -135,4 +137,23 @@ def _aborted(w: Work, ctx: Ctx) -> Outcome:
     out = base.rolled_back(w, ctx)
     if w.stable is not None:
         out.roles[w.stable] = "active"
+        _keep_aborted_up(w, ctx, out, bg.abort_scale_down_delay_seconds)
     return out
+
+
+def _keep_aborted_up(w: Work, ctx: Ctx, out: Outcome, delay: int | None) -> None:
+    aborted, at = w.current, parse(w.abort.at if w.abort is not None else None)
+    if delay is None or aborted is None or at is None:
+        return
+    kept = ctx.of(aborted).desired
+    if kept == 0:
+        return
+    if delay == 0:
+        out.replicas[aborted] = kept
+        out.message += f"; {aborted} kept up (abortScaleDownDelaySeconds: 0)"
+        return
+    until = at + span(delay)
+    if ctx.now < until:
+        out.replicas[aborted] = kept
+        out.wake.append(until)
+        out.message += f"; {aborted} kept up until {stamp(until)}"

@@ -4,7 +4,7 @@ gradual and freeze (canary_abort.py)."""
 
 from __future__ import annotations
 
-from rollwise.engine import base, lifecycle
+from rollwise.engine import base
 from rollwise.engine.canary_dynamic import run_dynamic
 from rollwise.engine.canary_steps import run_steps
 from rollwise.engine.outcome import Outcome
@@ -17,10 +17,9 @@ def reconcile(w: Work, ctx: Ctx) -> Outcome:
     assert ca is not None
     if not w.updating:
         return base.steady(w, ctx)
-    delay = lifecycle.ROUTED_SCALE_DOWN_DELAY if ca.traffic_routing is not None else 0.0
-    if w.stable is None:
-        return base.initial(w, ctx, scale_down_delay=delay) or base.steady(w, ctx)
     track = Track.of(ca)
+    if w.stable is None:
+        return base.initial(w, ctx, scale_down_delay=track.scale_down_delay) or base.steady(w, ctx)
     dynamic = ca.dynamic is not None and not ca.steps
     out = run_dynamic(w, ctx, track, ca) if dynamic else run_steps(w, ctx, track)
     return out if out is not None else base.steady(w, ctx)

@@ -64,7 +64,7 @@ def finish(w: Work, ctx: Ctx, track: Track) -> Outcome | None:
     out = Outcome(roles={stable: "stable", canary: "canary"})
     if track.routing is not None:
         if ctx.fully_ready(canary, n):
-            lifecycle.promote(w, ctx, scale_down_delay=lifecycle.ROUTED_SCALE_DOWN_DELAY)
+            lifecycle.promote(w, ctx, scale_down_delay=track.scale_down_delay)
             return None
         out.replicas = {stable: n, canary: n}
         out.canary_weight = servable(ctx, out, canary, w.canary_weight or 0, 100)

@@ -9,10 +9,6 @@ from rollwise.engine.clock import parse, stamp
 from rollwise.engine.work import ENGINE_PAUSES, FROZEN_PAUSE, Ctx, Work
 from rollwise.spec.status import AbortMode, AbortState, BlueGreenStatus, Completion, RevisionRecord
 
-# Strategies with a router keep the former stable revision scaled up this long after promotion
-# (blue-green sets its own): routers take a moment to converge, and an undo meanwhile is instant.
-ROUTED_SCALE_DOWN_DELAY = 30.0
-
 
 def choose_target(w: Work, ctx: Ctx, spec_revision: str) -> None:
     """The revision to run is the spec's, unless an undo is in force for this very spec."""

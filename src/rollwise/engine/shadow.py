@@ -23,10 +23,11 @@ STARTING, MIRRORING, SWITCHING, STEPS = "starting", "mirroring", "switching", "p
 def reconcile(w: Work, ctx: Ctx) -> Outcome:
     sh = ctx.spec.strategy.shadow
     assert sh is not None
+    delay = float(sh.scale_down_delay_seconds)
     if not w.updating:
         return base.steady(w, ctx)
     if w.stable is None:
-        return base.initial(w, ctx, scale_down_delay=lifecycle.ROUTED_SCALE_DOWN_DELAY) or base.steady(w, ctx)
+        return base.initial(w, ctx, scale_down_delay=delay) or base.steady(w, ctx)
     if w.abort is not None and w.stage != STEPS:
         return base.rolled_back(w, ctx)
     if w.stage in (None, STARTING, MIRRORING):
@@ -34,8 +35,8 @@ def reconcile(w: Work, ctx: Ctx) -> Outcome:
         if out is not None:
             return out
     if w.stage == SWITCHING:
-        return base.switch(w, ctx, "shadow passed") or base.steady(w, ctx)
-    track = Track(sh.promotion.steps or [], sh.traffic_routing, None, AbortPolicy(), "25%", 0)
+        return base.switch(w, ctx, "shadow passed", scale_down_delay=delay) or base.steady(w, ctx)
+    track = Track(sh.promotion.steps or [], sh.traffic_routing, None, AbortPolicy(), "25%", 0, delay)
     return run_steps(w, ctx, track) or base.steady(w, ctx)
 
 

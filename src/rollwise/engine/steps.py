@@ -25,10 +25,14 @@ class Track:
     abort: AbortPolicy
     max_surge: int | str
     max_unavailable: int | str
+    # How long the former stable stays up after promotion; routed tracks only (without a router
+    # the old revision has already shrunk as the canary grew).
+    scale_down_delay: float
 
     @classmethod
     def of(cls, ca: CanaryStrategy) -> Track:
-        return cls(ca.steps or [], ca.traffic_routing, ca.analysis, ca.abort, ca.max_surge, ca.max_unavailable)
+        delay = float(ca.scale_down_delay_seconds) if ca.traffic_routing is not None else 0.0
+        return cls(ca.steps or [], ca.traffic_routing, ca.analysis, ca.abort, ca.max_surge, ca.max_unavailable, delay)
 
 
 def sized(n: int, weight: int) -> int:

@@ -69,6 +69,20 @@ def _check_surge(
     )
 
 
+# Past this, a scale-down delay keeps two full revisions running long after anyone could still
+# want an instant undo: usually minutes typed as seconds.
+LONG_SCALE_DOWN_DELAY = 3600
+
+
+def _check_scale_down_delay(c: Checker, seconds: int, p: FieldPath) -> None:
+    if seconds > LONG_SCALE_DOWN_DELAY:
+        c.warn(
+            p,
+            f"{seconds} s keeps the old revision's replicas running for over an hour; "
+            "the delay is in seconds (minutes or hours as seconds?)",
+        )
+
+
 def _workload(ro: Rollout) -> str:
     """What runs, in the words of the router check: process, pod template or workloadRef."""
     if ro.spec.process is not None:
@@ -118,6 +132,15 @@ def _blue_green(c: Checker, bg: BlueGreenStrategy, p: FieldPath, replicas: int, 
             (*p, "previewReplicaCount"),
             f"exceeds spec.replicas ({replicas}); the preview will be scaled to {replicas} on promotion",
         )
+    _check_scale_down_delay(c, bg.scale_down_delay_seconds, (*p, "scaleDownDelaySeconds"))
+    if bg.abort_scale_down_delay_seconds is not None:
+        _check_scale_down_delay(c, bg.abort_scale_down_delay_seconds, (*p, "abortScaleDownDelaySeconds"))
+        if bg.abort_scale_down_delay_seconds == 0:
+            c.warn(
+                (*p, "abortScaleDownDelaySeconds"),
+                "0 keeps an aborted revision's replicas up until retry, undo or a new spec (as in Argo "
+                "Rollouts); leave it unset to scale them down at once",
+            )
     for name, ref in (
         ("prePromotionAnalysis", bg.pre_promotion_analysis),
         ("postPromotionAnalysis", bg.post_promotion_analysis),
@@ -143,6 +166,14 @@ def _canary(c: Checker, ca: CanaryStrategy, p: FieldPath, ro: Rollout, t: Templa
             "routers that can: " + ", ".join(routers_that_can("weight")),
         )
     _check_surge(c, ca.max_surge, ca.max_unavailable, ca.model_fields_set, ro.spec.replicas, p)
+    if routing is None and "scale_down_delay_seconds" in ca.model_fields_set:
+        c.warn(
+            (*p, "scaleDownDelaySeconds"),
+            "has no effect without trafficRouting: the stable revision shrinks as the canary grows, so "
+            "nothing is left to scale down after promotion",
+        )
+    elif routing is not None:
+        _check_scale_down_delay(c, ca.scale_down_delay_seconds, (*p, "scaleDownDelaySeconds"))
     check_services(c, routing, ca.stable_service, ca.canary_service, p)
     check_steps(c, routing, ca.steps, (*p, "steps"), allow_decreasing=ca.allow_decreasing_weights)
     for i, step in enumerate(ca.steps or []):
@@ -198,6 +229,7 @@ def _shadow(c: Checker, sh: ShadowStrategy, p: FieldPath, ro: Rollout, t: Templa
     if duration_seconds(sh.duration) == 0:
         c.error((*p, "duration"), "must be longer than 0: the shadow phase is how the new revision is observed")
     check_services(c, routing, sh.stable_service, sh.canary_service, p)
+    _check_scale_down_delay(c, sh.scale_down_delay_seconds, (*p, "scaleDownDelaySeconds"))
     for i, path in enumerate((sh.compare.ignore_body_paths if sh.compare else None) or []):
         if not (path == "$" or path.startswith("$.") or path.startswith("$[")):
             c.error(
@@ -216,6 +248,7 @@ def _shadow(c: Checker, sh: ShadowStrategy, p: FieldPath, ro: Rollout, t: Templa
 def _ab_test(c: Checker, ab: ABTestStrategy, p: FieldPath, ro: Rollout, t: Templates) -> None:
     routing = ab.traffic_routing
     check_router_fits_workload(c, routing, _workload(ro), p)
+    _check_scale_down_delay(c, ab.scale_down_delay_seconds, (*p, "scaleDownDelaySeconds"))
     if ab.winner_by is not None:
         _check_winner_metric(c, ab, ro, (*p, "winnerBy", "metric"), t)
     roles = [v.role for v in ab.variants]

@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from rollwise.spec.analysis_ref import RolloutAnalysis
-from rollwise.spec.common import DnsLabel, Duration, Percent, PositiveInt, Spec
+from rollwise.spec.common import DnsLabel, Duration, NonNegativeInt, Percent, PositiveInt, Spec
 from rollwise.spec.match import RouteMatch
 from rollwise.spec.traffic import TrafficRouting
 
@@ -61,4 +61,10 @@ class ABTestStrategy(Spec):
         default="keepControl",
         alias="onNoWinner",
         description="What happens when the verdict finds no difference.",
+    )
+    scale_down_delay_seconds: NonNegativeInt = Field(
+        default=30,
+        alias="scaleDownDelaySeconds",
+        description="After promotion the control (the former stable revision) stays up this long (routers converge; an "
+        "undo meanwhile is instant), then scales down. 0: at once.",
     )

@@ -23,6 +23,18 @@ class BlueGreenStrategy(Spec):
     preview_replica_count: NonNegativeInt | None = Field(default=None, alias="previewReplicaCount")
     auto_promotion_enabled: bool = Field(default=True, alias="autoPromotionEnabled")
     auto_promotion_seconds: NonNegativeInt | None = Field(default=None, alias="autoPromotionSeconds")
-    scale_down_delay_seconds: NonNegativeInt = Field(default=30, alias="scaleDownDelaySeconds")
+    scale_down_delay_seconds: NonNegativeInt = Field(
+        default=30,
+        alias="scaleDownDelaySeconds",
+        description="After promotion the former active revision stays up this long (an undo meanwhile is "
+        "instant), then scales down. 0: at once.",
+    )
+    abort_scale_down_delay_seconds: NonNegativeInt | None = Field(
+        default=None,
+        alias="abortScaleDownDelaySeconds",
+        description="After an abort the aborted revision (the preview, or the new active switched back from) "
+        "stays up this long, then scales down. Unset: at once. 0: kept up until retry, undo or a new spec "
+        "(as in Argo Rollouts).",
+    )
     pre_promotion_analysis: RolloutAnalysis | None = Field(default=None, alias="prePromotionAnalysis")
     post_promotion_analysis: RolloutAnalysis | None = Field(default=None, alias="postPromotionAnalysis")

@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from rollwise.spec.analysis_ref import BackgroundAnalysis, RolloutAnalysis
-from rollwise.spec.common import DnsLabel, Duration, IntOrPercent, PositiveInt, Spec, Weight
+from rollwise.spec.common import DnsLabel, Duration, IntOrPercent, NonNegativeInt, PositiveInt, Spec, Weight
 from rollwise.spec.steps import CanaryStep
 from rollwise.spec.traffic import TrafficRouting
 
@@ -67,6 +67,13 @@ class CanaryStrategy(Spec):
     stable_service: DnsLabel | None = Field(default=None, alias="stableService")
     canary_service: DnsLabel | None = Field(default=None, alias="canaryService")
     traffic_routing: TrafficRouting | None = Field(default=None, alias="trafficRouting")
+    scale_down_delay_seconds: NonNegativeInt = Field(
+        default=30,
+        alias="scaleDownDelaySeconds",
+        description="After promotion the former stable revision stays up this long (routers converge; an "
+        "undo meanwhile is instant), then scales down. 0: at once."
+        " Only with trafficRouting: without a router the old revision shrinks as the canary grows.",
+    )
     analysis: BackgroundAnalysis | None = None
     abort: AbortPolicy = Field(default_factory=AbortPolicy)
     allow_decreasing_weights: bool = Field(

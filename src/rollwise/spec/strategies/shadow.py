@@ -3,7 +3,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from rollwise.spec.analysis_ref import RolloutAnalysis
-from rollwise.spec.common import DnsLabel, Duration, MirrorPercent, Spec
+from rollwise.spec.common import DnsLabel, Duration, MirrorPercent, NonNegativeInt, Spec
 from rollwise.spec.steps import CanaryStep
 from rollwise.spec.traffic import TrafficRouting
 
@@ -49,3 +49,9 @@ class ShadowStrategy(Spec):
     stable_service: DnsLabel | None = Field(default=None, alias="stableService")
     canary_service: DnsLabel | None = Field(default=None, alias="canaryService")
     promotion: ShadowPromotion = Field(default_factory=ShadowPromotion)
+    scale_down_delay_seconds: NonNegativeInt = Field(
+        default=30,
+        alias="scaleDownDelaySeconds",
+        description="After promotion the former stable revision stays up this long (routers converge; an "
+        "undo meanwhile is instant), then scales down. 0: at once.",
+    )
