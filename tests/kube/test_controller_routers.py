@@ -415,3 +415,138 @@ def _ingresses(api: ApiServer) -> list[dict[str, Any]]:
     from tests.kube.controller_harness import objects
 
     return list(objects(api, "networking.k8s.io/v1", "Ingress"))
+
+
+DestinationRule = create_namespaced_resource("networking.istio.io", "v1", "DestinationRule", "destinationrules")
+SUBSETS = {
+    "istio": {
+        "virtualService": {"name": "web", "routes": ["primary"]},
+        "destinationRule": {"name": "web", "stableSubsetName": "stable", "canarySubsetName": "canary"},
+    }
+}
+
+
+async def subsets_and_virtual_service(client: AsyncClient) -> None:
+    await client.create(
+        DestinationRule.from_dict(
+            {
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "DestinationRule",
+                "metadata": {"name": "web", "namespace": NS},
+                "spec": {
+                    "host": "web",
+                    "trafficPolicy": {"loadBalancer": {"simple": "LEAST_REQUEST"}},
+                    "subsets": [
+                        {"name": "stable", "labels": {"app": "web"}},
+                        {"name": "canary", "labels": {"app": "web"}},
+                    ],
+                },
+            }
+        )
+    )
+    await client.create(
+        VirtualService.from_dict(
+            {
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "VirtualService",
+                "metadata": {"name": "web", "namespace": NS},
+                "spec": {
+                    "hosts": ["web"],
+                    "http": [
+                        {
+                            "name": "primary",
+                            "timeout": "5s",
+                            "route": [{"destination": {"host": "web", "subset": "stable"}, "weight": 100}],
+                        }
+                    ],
+                },
+            }
+        )
+    )
+
+
+def subset_routes(api: ApiServer) -> list[tuple[str | None, Any, dict[str, int]]]:
+    """[(name, match, {subset: weight})] of the VirtualService's routes (every destination the host
+    `web`, checked here)."""
+    vs = api.get_object("networking.istio.io/v1", "VirtualService", NS, "web")
+    assert vs is not None
+    out = []
+    for r in vs["spec"]["http"]:
+        entries = r.get("route") or []
+        assert all(e["destination"]["host"] == "web" for e in entries), entries
+        out.append((r.get("name"), r.get("match"), {e["destination"]["subset"]: e.get("weight", 100) for e in entries}))
+    return out
+
+
+def subset_revisions(api: ApiServer) -> dict[str, str | None]:
+    dr = api.get_object("networking.istio.io/v1", "DestinationRule", NS, "web")
+    assert dr is not None
+    assert dr["spec"]["trafficPolicy"] == {"loadBalancer": {"simple": "LEAST_REQUEST"}}  # the user's, kept
+    out = {}
+    for s in dr["spec"]["subsets"]:
+        labels = dict(s["labels"])
+        assert labels.pop("app") == "web"
+        out[s["name"]] = labels.pop("rollwise.dev/revision", None)
+        assert not labels
+    return out
+
+
+async def test_istio_subsets_without_services_route_by_role(
+    api: ApiServer, client: AsyncClient, shared_crds: Path
+) -> None:
+    """With a destinationRule and no stable/canary Services, the revisions are addressed by subset:
+    the controller gives the router their roles, and routes revisions no Service selects."""
+    await client.get(Namespace, NS)
+    await subsets_and_virtual_service(client)
+    steps = [
+        {"setWeight": 25},
+        {"pause": {}},
+        {"setHeaderRoute": {"name": "testers", "match": TESTERS}},
+        {"setWeight": 50},
+        {"pause": {}},
+    ]
+    doc = spec({"canary": {"trafficRouting": SUBSETS, "steps": steps}})
+    v1 = revision_of(doc)
+    controller = ControllerThread(api).start()
+    async with ReadinessDriver(api, client):
+        try:
+            await controller.wait_started()
+            await create(client, "web", doc)
+            await settle(api, lambda: healthy(api, "web", v1) and subset_revisions(api)["stable"] == v1)
+            assert subset_routes(api) == [("primary", None, {"stable": 100})]
+
+            doc2 = await set_image(client, "web", doc, "example/app:2.0")
+            v2 = revision_of(doc2)
+            await settle(api, lambda: step(api, "web") == 1 and weights(api, "web") == {v1: 75, v2: 25})
+            await settle(api, lambda: subset_routes(api) == [("primary", None, {"stable": 75, "canary": 25})])
+            assert subset_revisions(api) == {"stable": v1, "canary": v2}
+            assert replicasets(api, "web") == {v1: 4, v2: 1}
+            assert "wait" not in (status(api, "web").get("message") or "")
+
+            await command(client, "web", "promote")
+            await settle(api, lambda: step(api, "web") == 4 and len(subset_routes(api)) == 2)
+            assert subset_routes(api) == [
+                ("rollwise-testers", [{"headers": {"x-canary": {"exact": "always"}}}], {"canary": 100}),
+                ("primary", None, {"stable": 50, "canary": 50}),
+            ]
+
+            await command(client, "web", "promote")
+            await settle(
+                api, lambda: healthy(api, "web", v2) and subset_routes(api) == [("primary", None, {"stable": 100})]
+            )
+            assert subset_revisions(api)["stable"] == v2
+
+            # A third revision aborted: all traffic back to the stable subset at once.
+            doc3 = await set_image(client, "web", doc, "example/app:3.0")
+            v3 = revision_of(doc3)
+            await settle(api, lambda: step(api, "web") == 1 and subset_revisions(api)["canary"] == v3)
+            await command(client, "web", "abort")
+            await settle(api, lambda: status(api, "web").get("phase") == "Aborted")
+            await settle(api, lambda: subset_routes(api) == [("primary", None, {"stable": 100})])
+            assert subset_revisions(api)["stable"] == v2
+            await settle(api, lambda: replicasets(api, "web")[v3] == 0)
+        finally:
+            await controller.stop()
+    assert not [e for e in events(api, "web") if e[1] == "RouterFailed"]
+    assert check_all_custom(api, shared_crds, "destinationrules") >= 3
+    assert check_all_custom(api, shared_crds, "virtualservices") >= 4
