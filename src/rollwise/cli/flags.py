@@ -1,6 +1,7 @@
 """`rollwise flags list|get|set|enable|disable|rollout|history`: feature toggles of the applied
-FlagSets on the local platform. A change rewrites the flags file replicas read (no restart, no
-new revision) and is recorded with the command that made it."""
+FlagSets. Locally a change rewrites the flags file replicas read (no restart, no new revision) and
+is recorded with the command that made it. On a cluster (the platform rule of cli/platform.py)
+the verbs edit the FlagSet object (kube_flags.py), which the controller writes into its ConfigMap."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from rollwise.cli import kube_flags
 from rollwise.cli.errors import CliError
+from rollwise.cli.flags_view import show_change, show_flag, show_history, show_list, with_user
 from rollwise.cli.local_client import Client
 from rollwise.cli.options import DEFAULT_DIR, Output, StateDir, check_output
+from rollwise.cli.platform import both
 
 app = typer.Typer(
     help="Feature flags (OpenFeature flagd format): list, change, roll out progressively, history.",
@@ -39,23 +41,13 @@ def _command(*words: str | None) -> str:
     return shlex.join(["rollwise", "flags", *(w for w in words if w is not None)])
 
 
-@app.command("list")
 def list_flags(flagset: FlagSetOpt = None, state_dir: StateDir = Path(DEFAULT_DIR), output: Output = "text") -> None:
     """Every flag of the applied FlagSets and what it serves."""
     check_output(output)
     items = Client(state_dir).call("GET", "/v1/flags", query={"flagset": flagset})["items"]
-    if output == "json":
-        typer.echo(json.dumps(items, indent=2))
-        return
-    table = Table(box=None, pad_edge=False)
-    for column in ("FLAG", "FLAGSET", "STATE", "SERVING"):
-        table.add_column(column)
-    for item in items:
-        table.add_row(item["flag"], item["flagset"], item["state"], item["serving"])
-    Console(width=200).print(table)
+    show_list(items, output)
 
 
-@app.command("get")
 def get(
     flag: FlagArg,
     flagset: FlagSetOpt = None,
@@ -68,46 +60,25 @@ def get(
     """One flag: its definition (flagd JSON), what it serves, and the file replicas read."""
     check_output(output)
     doc = Client(state_dir).call("GET", _flag_path(flag), query={"flagset": flagset})
-    if user is not None:
-        from rollwise.flags.evaluate import resolve
-
-        got = resolve(flag, doc["definition"], user)
-        doc["user"] = {"targetingKey": user, "variant": got.variant, "value": got.value, "reason": got.reason}
-    if output == "json":
-        typer.echo(json.dumps(doc, indent=2))
-        return
-    typer.echo(f"flag:     {doc['flag']} (FlagSet {doc['flagset']})")
-    typer.echo(f"state:    {doc['state']}")
-    typer.echo(f"serving:  {doc['serving']}")
-    typer.echo(f"file:     {doc['file']}")
-    if "user" in doc:
-        u = doc["user"]
-        served = "the caller's default" if u["variant"] is None else f"{u['variant']} ({json.dumps(u['value'])})"
-        typer.echo(f"user {u['targetingKey']}: {served}, reason {u['reason']}")
-    typer.echo(json.dumps(doc["definition"], indent=2))
+    with_user(doc, flag, user)
+    show_flag(doc, output, [f"file:     {doc['file']}"])
 
 
 def _change(state_dir: Path, flag: str, body: dict[str, Any]) -> None:
     doc = Client(state_dir).call("POST", _flag_path(flag), body)
-    if not doc["changed"]:
-        typer.echo(f"{flag}: unchanged")
-        return
-    typer.echo(f"{flag}: {describe(doc['old'])} -> {describe(doc['new'])}")
+    show_change(flag, doc["old"], doc["new"])
 
 
-@app.command("enable")
 def enable(flag: FlagArg, flagset: FlagSetOpt = None, state_dir: StateDir = Path(DEFAULT_DIR)) -> None:
     """Turn the flag on (a boolean flag serves its true variant to everyone)."""
     _change(state_dir, flag, {"action": "enable", "flagset": flagset, "command": _command("enable", flag)})
 
 
-@app.command("disable")
 def disable(flag: FlagArg, flagset: FlagSetOpt = None, state_dir: StateDir = Path(DEFAULT_DIR)) -> None:
     """Turn the flag off: apps get the default they pass to their OpenFeature client."""
     _change(state_dir, flag, {"action": "disable", "flagset": flagset, "command": _command("disable", flag)})
 
 
-@app.command("set")
 def set_variant(
     flag: FlagArg,
     variant: Annotated[str, typer.Argument(help="The variant everyone gets (its default variant).")],
@@ -119,7 +90,6 @@ def set_variant(
     _change(state_dir, flag, body)
 
 
-@app.command("rollout")
 def rollout(
     flag: FlagArg,
     percent: Annotated[int | None, typer.Option("--percent", help="Share of users to reach (1-100).")] = None,
@@ -135,18 +105,37 @@ def rollout(
         str | None, typer.Option("--rollout", help="The rollout whose traffic the analysis measures.")
     ] = None,
     abort: Annotated[bool, typer.Option("--abort", help="Stop the rollout and put the flag back.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Go on from a pause (e.g. an inconclusive verdict) with a fresh analysis.")
+    ] = False,
+    promote: Annotated[bool, typer.Option("--promote", help="Skip to the next step now.")] = False,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow until the rollout ends.")] = False,
     flagset: FlagSetOpt = None,
     state_dir: StateDir = Path(DEFAULT_DIR),
     output: Output = "text",
 ) -> None:
     """Roll a flag out progressively: --percent N [--step P --interval T] [--analysis TEMPLATE].
-    Without --percent, show the rollout in progress; with --abort, stop it and revert the flag."""
+    Without --percent, show the rollout in progress; --resume goes on from a pause, --promote skips
+    to the next step, --abort stops it and reverts the flag."""
     check_output(output)
+    actions = [
+        name
+        for name, given in (
+            ("--percent", percent is not None),
+            ("--abort", abort),
+            ("--resume", resume),
+            ("--promote", promote),
+        )
+        if given
+    ]
+    if len(actions) > 1:
+        raise typer.BadParameter(f"give one of {', '.join(actions)}", param_hint=actions[0])
     client = Client(state_dir)
     path = _flag_path(flag, "rollout")
     if abort:
         doc = client.call("DELETE", path, query={"flagset": flagset})
+    elif resume or promote:
+        doc = client.call("POST", f"{path}/{'resume' if resume else 'promote'}", {"flagset": flagset})
     elif percent is not None:
         words = ["rollout", flag, "--percent", str(percent)]
         if step is not None:
@@ -189,7 +178,6 @@ def _show_rollout(doc: dict[str, Any], output: str) -> None:
     typer.echo(line)
 
 
-@app.command("history")
 def history(
     flag: Annotated[str | None, typer.Argument(help="Only this flag.")] = None,
     flagset: FlagSetOpt = None,
@@ -203,31 +191,13 @@ def history(
         raise CliError("--limit must be at least 1")
     query = {"flag": flag, "flagset": flagset, "limit": limit}
     items = Client(state_dir).call("GET", "/v1/flag-history", query=query)["items"]
-    if output == "json":
-        typer.echo(json.dumps(items, indent=2))
-        return
-    table = Table(box=None, pad_edge=False)
-    for column in ("TIME", "FLAG", "CHANGE", "COMMAND"):
-        table.add_column(column)
-    for item in items:
-        change = f"{describe(item['old'])} -> {describe(item['new'])}"
-        table.add_row(item["time"], f"{item['flagset']}/{item['flag']}", change, item["command"])
-    Console(width=240).print(table)
+    show_history(items, output)
 
 
-def describe(flag: dict[str, Any] | None) -> str:
-    """A flag definition in a few words: what it serves."""
-    if flag is None:
-        return "(none)"
-    if flag.get("state") == "DISABLED":
-        return "disabled"
-    targeting = flag.get("targeting")
-    default = flag.get("defaultVariant")
-    if isinstance(targeting, dict) and list(targeting) == ["fractional"]:
-        buckets = targeting["fractional"]
-        pairs = [b for b in buckets if isinstance(b, list) and len(b) == 2]
-        if pairs:
-            return " / ".join(f"{b[0]} {b[1]}%" for b in pairs)
-    if targeting:
-        return f"{default} + targeting"
-    return str(default)
+app.command("list")(both(list_flags, kube_flags.list_flags))
+app.command("get")(both(get, kube_flags.get))
+app.command("enable")(both(enable, kube_flags.enable))
+app.command("disable")(both(disable, kube_flags.disable))
+app.command("set")(both(set_variant, kube_flags.set_variant))
+app.command("rollout")(both(rollout, kube_flags.rollout))
+app.command("history")(both(history, kube_flags.history))

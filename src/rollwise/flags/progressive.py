@@ -84,6 +84,25 @@ def start(now: datetime, current: int) -> FlagRolloutState:
     return FlagRolloutState("Progressing", 0, now, current, "starting")
 
 
+def resume(state: FlagRolloutState, now: datetime) -> FlagRolloutState:
+    """A paused rollout goes on from the step it paused at. The step's interval starts again, so a
+    fresh analysis has the whole interval to judge the share in force before the next step."""
+    if state.phase != "Paused":
+        raise FlagRolloutError(f"only a paused rollout can be resumed (it is {state.phase})")
+    return replace(state, phase="Progressing", step_started_at=now, message=f"resumed at {state.percent}%")
+
+
+def promote(steps: list[CanaryStep], state: FlagRolloutState, now: datetime) -> FlagRolloutState:
+    """Skip to the next step: the pause in force ends now (as `promote` does for a canary paused
+    at a step). At the last pause the rollout completes at its target."""
+    if state.phase in FINAL_PHASES:
+        raise FlagRolloutError(f"the rollout is over ({state.phase})")
+    index = state.step_index
+    while index < len(steps) and steps[index].pause is None:
+        index += 1  # a setWeight not carried out yet: promote to the pause after it
+    return FlagRolloutState("Progressing", min(index + 1, len(steps)), now, state.percent, "promoted to the next step")
+
+
 def decide(steps: list[CanaryStep], state: FlagRolloutState, now: datetime, verdict: Verdict | None) -> Decision:
     if state.phase in FINAL_PHASES:
         return Decision(state, None)

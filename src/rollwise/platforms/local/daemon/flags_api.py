@@ -6,6 +6,8 @@ POST   /v1/flags/<flag>                      {"action": "enable"|"disable"|"set"
 POST   /v1/flags/<flag>/rollout              {"percent", "step", "interval", "variant", "analysis", "rollout", ...}
 GET    /v1/flags/<flag>/rollout[?flagset=]   the progressive rollout's state
 DELETE /v1/flags/<flag>/rollout[?flagset=]   abort it (the flag goes back as it was)
+POST   /v1/flags/<flag>/rollout/resume       go on from a pause, with a fresh analysis  {"flagset"}
+POST   /v1/flags/<flag>/rollout/promote      skip to the next step now                  {"flagset"}
 GET    /v1/flag-history[?flagset=&flag=&limit=]"""
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from rollwise.platforms.local.daemon.flags_service import FlagError, FlagService
 from rollwise.platforms.local.daemon.http_server import Request, Response
 from rollwise.platforms.local.store import FlagChange
 
-_FLAG = re.compile(r"^/v1/flags/([^/]+)(?:/(rollout))?$")
+_FLAG = re.compile(r"^/v1/flags/([^/]+)(?:/(rollout(?:/resume|/promote)?))?$")
 
 
 class FlagsApi:
@@ -66,6 +68,10 @@ class FlagsApi:
             return self._rollout(key, flagset, body)
         if sub == "rollout" and method == "DELETE":
             return Response.json(200, (await self.rollouts.abort(key, flagset)).view())
+        if sub == "rollout/resume" and method == "POST":
+            return Response.json(200, (await self.rollouts.resume(key, flagset)).view())
+        if sub == "rollout/promote" and method == "POST":
+            return Response.json(200, (await self.rollouts.promote(key, flagset)).view())
         return Response.error(405, f"{method} {path} is not supported")
 
     def _change(self, key: str, flagset: str | None, body: dict[str, Any]) -> Response:

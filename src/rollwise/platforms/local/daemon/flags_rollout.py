@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from rollwise.analysis.timestamps import parse_time, utc_now
 from rollwise.engine import AnalysisRunRequest
-from rollwise.flags import document
+from rollwise.flags import document, progressive
 from rollwise.flags.progressive import FINAL_PHASES, FlagRolloutSpec, FlagRolloutState, Phase, decide, start
 from rollwise.platforms.local.daemon import flags_files
 from rollwise.platforms.local.daemon.flags_service import FlagError, FlagService, Located
@@ -68,6 +68,7 @@ class FlagRollout:
         self.job: Job | None = None
         self.job_state: dict[str, Any] | None = None
         self.task: asyncio.Task[None] | None = None
+        self.measuring: asyncio.Task[None] | None = None
         self.wakeup = asyncio.Event()
         self.abort_requested = False
 
@@ -243,6 +244,46 @@ class FlagRollouts:
             await asyncio.wait({run.task}, timeout=ABORT_WAIT_SECONDS)
         return run
 
+    async def resume(self, key: str, flagset: str | None) -> FlagRollout:
+        """Go on from a pause (an inconclusive verdict, or an error), with a fresh analysis."""
+        run = self.get(key, flagset)
+        try:
+            state = progressive.resume(run.state, self.clock())
+        except progressive.FlagRolloutError as exc:
+            raise FlagError(409, f"flag {key!r}: {exc}") from None
+        await self._continue(run, state, fresh_analysis=True)
+        return run
+
+    async def promote(self, key: str, flagset: str | None) -> FlagRollout:
+        """Skip to the next step now. From a pause the analysis starts afresh (the inconclusive
+        verdict would pause it again); a running analysis goes on watching."""
+        run = self.get(key, flagset)
+        try:
+            state = progressive.promote(run.steps, run.state, self.clock())
+        except progressive.FlagRolloutError as exc:
+            raise FlagError(409, f"flag {key!r}: {exc}") from None
+        await self._continue(run, state, fresh_analysis=run.state.phase == "Paused")
+        return run
+
+    async def _continue(self, run: FlagRollout, state: FlagRolloutState, fresh_analysis: bool) -> None:
+        old_job, old_task = run.job, run.measuring
+        if fresh_analysis and run.target is not None:
+            # Swapped in before the old run is stopped: the loop must never judge by a stopped run.
+            run.job, run.measuring = self._job(run), None
+        run.state = state
+        self._save(run)
+        if run.task is None or run.task.done():
+            self._launch(run)  # the loop ended (stopped by an error): start it again
+        else:
+            self._measure(run)
+            run.wakeup.set()
+        if run.job is not old_job:
+            await self._stop_measuring(old_job, old_task, "replaced by a new analysis")
+        # Answer with the step the loop has carried out (promote changes the share at once).
+        deadline = asyncio.get_running_loop().time() + ABORT_WAIT_SECONDS
+        while run.state is state and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+
     async def shutdown(self) -> None:
         for run in self.runs.values():
             if run.task is not None:
@@ -309,17 +350,28 @@ class FlagRollouts:
     def _launch(self, run: FlagRollout) -> None:
         run.task = asyncio.create_task(self._run(run), name=f"rollwise-flag-{run.at.key}")
 
-    async def _run(self, run: FlagRollout) -> None:
-        measuring: asyncio.Task[None] | None = None
+    def _measure(self, run: FlagRollout) -> None:
         job = run.job
+        if job is not None and job.phase not in FINAL and run.measuring is None:
+            run.measuring = asyncio.create_task(job.run(lambda _: run.wakeup.set()))
+
+    async def _stop_measuring(self, job: Job | None, task: asyncio.Task[None] | None, reason: str) -> None:
         if job is not None and job.phase not in FINAL:
-            measuring = asyncio.create_task(job.run(lambda _: run.wakeup.set()))
+            job.terminate(reason)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self, run: FlagRollout) -> None:
+        self._measure(run)
         try:
             while True:
                 run.wakeup.clear()
                 if run.abort_requested:
                     self._revert(run, "Aborted", "aborted by the user: flag reverted")
                     break
+                job = run.job
                 verdict: Verdict | None = None
                 if job is not None and job.phase in FINAL:
                     verdict = job.phase
@@ -353,12 +405,9 @@ class FlagRollouts:
             )
             self._save(run)
         finally:
-            if measuring is not None:
-                if job is not None and job.phase not in FINAL:
-                    job.terminate("the flag rollout is over")
-                measuring.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await measuring
+            job, measuring = run.job, run.measuring
+            run.measuring = None
+            await self._stop_measuring(job, measuring, "the flag rollout is over")
 
     def _set_percent(self, run: FlagRollout, percent: int) -> None:
         self.service.change(
