@@ -93,28 +93,42 @@ class Api:
 
     async def _apply(self, req: Request) -> Response:
         body = _object(req)
-        text, file = body.get("yaml"), body.get("file") or "(request)"
-        if not isinstance(text, str) or not isinstance(file, str):
-            return Response.error(400, 'the body must be {"yaml": "<text>", "file": "<name>"}')
-        return await self._store(text, file)
+        usage = 'the body must be {"yaml": "<text>", "file": "<name>"} or {"files": [such objects]}'
+        batch = body.get("files") if "files" in body else [body]
+        if not isinstance(batch, list) or not batch:
+            return Response.error(400, usage)
+        files: list[tuple[str, str]] = []
+        for entry in batch:
+            text = entry.get("yaml") if isinstance(entry, dict) else None
+            file = (entry.get("file") if isinstance(entry, dict) else None) or "(request)"
+            if not isinstance(text, str) or not isinstance(file, str):
+                return Response.error(400, usage)
+            files.append((text, file))
+        if len({file for _, file in files}) != len(files):
+            return Response.error(400, "each file may appear once in a batch")
+        return await self._store(files)
 
-    async def _store(self, text: str, file: str) -> Response:
-        result = apply.apply(self.store, text, file)
+    async def _store(self, files: list[tuple[str, str]]) -> Response:
+        result = apply.apply_files(self.store, files)
         warnings = [str(p) for p in result.warnings]
         if result.errors:
             n = len(result.errors)
+            order = {file: i for i, (_, file) in enumerate(files)}
+            where = ", ".join(sorted({p.file for p in result.errors}, key=lambda f: (order.get(f, len(order)), f)))
             return Response.error(
                 422,
-                f"{n} problem{'s' if n != 1 else ''} in {file}; nothing was applied",
+                f"{n} problem{'s' if n != 1 else ''} in {where}; nothing was applied",
                 problems=[str(p) for p in result.errors],
                 warnings=warnings,
             )
         for item in result.applied:
             if item.kind == "FlagSet":
-                self.flag_service.applied(item.namespace, item.name, f"apply {file}")
+                self.flag_service.applied(item.namespace, item.name, f"apply {item.file}")
             if item.kind == "Rollout":
                 if item.changed:
-                    self.controller.event(item.name, "Normal", "Applied", f"generation {item.generation} from {file}")
+                    self.controller.event(
+                        item.name, "Normal", "Applied", f"generation {item.generation} from {item.file}"
+                    )
                 # Reconciled before answering, so that a `get` right after shows the new plan.
                 await self.controller.reconcile_now(item.name)
         return Response.json(200, {"applied": [a.to_json() for a in result.applied], "warnings": warnings})
@@ -142,7 +156,7 @@ class Api:
                 else:
                     merged[str(key)] = value
             process["env"] = merged
-        return await self._store(yaml.safe_dump(doc, sort_keys=False), f"(set {record.name})")
+        return await self._store([(yaml.safe_dump(doc, sort_keys=False), f"(set {record.name})")])
 
     # --- reading -----------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""`POST /v1/apply`: load, lint and store a multi-document YAML text, all or nothing.
+"""`POST /v1/apply`: load, lint and store multi-document YAML texts (one per file), all of them or
+nothing: every file is checked before any is stored, and all are stored in one transaction.
 
 Beyond lint, the local platform refuses what it cannot carry out (a step it cannot do is an
 error at apply time, never a silent no-op): workloads other than `process`, routers other than its
@@ -35,6 +36,7 @@ class Applied:
     generation: int
     changed: bool
     namespace: str = ""
+    file: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "generation": self.generation, "changed": self.changed}
@@ -56,14 +58,28 @@ class ApplyResult:
 
 def check(store: Store, text: str, file: str) -> tuple[list[Loaded], list[Problem]]:
     """The resources of `text` and every problem found (errors and warnings)."""
-    try:
-        loaded, foreign = load_text(text, file)
-    except SpecError as exc:
-        return [], exc.problems
+    return check_files(store, [(text, file)])
+
+
+def check_files(store: Store, files: list[tuple[str, str]]) -> tuple[list[Loaded], list[Problem]]:
+    """The resources of every (text, file) and every problem found, all files checked together:
+    a template in one file is known to a rollout in another, and a listener port taken in one
+    file is taken for the others."""
+    loaded: list[Loaded] = []
     problems: list[Problem] = []
-    problems += [_foreign(f) for f in foreign]
+    names = {file for _, file in files}
+    for text, file in files:
+        try:
+            here, foreign = load_text(text, file)
+        except SpecError as exc:
+            problems += exc.problems
+            continue
+        problems += [_foreign(f) for f in foreign]
+        if not here and not foreign:
+            problems.append(Problem(file, 0, 0, "<file>", "no resources in the file"))
+        loaded += here
     known = _stored_templates(store, loaded)
-    problems += [p for p in lint_loaded(loaded + known) if p.file == file]
+    problems += [p for p in lint_loaded(loaded + known) if p.file in names]
     taken = _ports_of_others(store, {i.resource.metadata.name for i in loaded if isinstance(i.resource, Rollout)})
     for item in loaded:
         c = Checker(item.document)
@@ -73,13 +89,17 @@ def check(store: Store, text: str, file: str) -> tuple[list[Loaded], list[Proble
         elif isinstance(res, AnalysisRun):
             c.error(("kind",), "analysis runs are started by the control plane; apply an AnalysisTemplate instead")
         problems += c.problems
-    if not loaded and not problems:
-        problems.append(Problem(file, 0, 0, "<file>", "no resources in the file"))
-    return loaded, sorted(set(problems))
+    order = {file: i for i, (_, file) in enumerate(files)}
+    return loaded, sorted(set(problems), key=lambda p: (order.get(p.file, len(order)), p))
 
 
 def apply(store: Store, text: str, file: str) -> ApplyResult:
-    loaded, problems = check(store, text, file)
+    return apply_files(store, [(text, file)])
+
+
+def apply_files(store: Store, files: list[tuple[str, str]]) -> ApplyResult:
+    """Store every resource of every file in one transaction, or none when any file has an error."""
+    loaded, problems = check_files(store, files)
     result = ApplyResult(problems=problems)
     if result.errors:
         return result
@@ -96,7 +116,8 @@ def apply(store: Store, text: str, file: str) -> ApplyResult:
             else:
                 namespace = "" if isinstance(res, ClusterAnalysisTemplate) else res.metadata.namespace or "default"
                 generation, changed = store.apply_resource(res.kind, namespace, name, doc, yaml_text)
-            result.applied.append(Applied(res.kind, name, generation, changed, res.metadata.namespace or "default"))
+            namespace = res.metadata.namespace or "default"
+            result.applied.append(Applied(res.kind, name, generation, changed, namespace, item.document.file))
     return result
 
 
