@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # System packages the test suite needs beyond Python's: Prometheus (Debian's package), which the
-# analysis tests start on 127.0.0.1. Idempotent: installs only what is missing. Needs root for
+# analysis tests start on 127.0.0.1, and Node.js with npm, which run the JavaScript flags example
+# (tests/flags/test_js_example.py). Idempotent: installs only what is missing. Needs root for
 # apt-get (CI runs as root); elsewhere it says what to install instead of failing half-way.
 set -euo pipefail
 
 missing=()
 command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || missing+=(prometheus)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
