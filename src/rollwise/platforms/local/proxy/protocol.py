@@ -25,7 +25,10 @@ Behaviour at the edges, all tested:
 - Chunked answers pass through to HTTP/1.1 clients and are decoded for HTTP/1.0 clients (the
   connection then closes to end the body); answers ended by the upstream closing reach HTTP/1.1
   clients chunked. HEAD answers never carry a body.
-- Pipelined requests are answered in order; the connection stops reading while one waits."""
+- Pipelined requests are answered in order; the connection stops reading while one waits. One
+  routed under a table swapped out before its turn came is routed again on the table in force,
+  and a retry after a refused connection also uses the table in force: a replica that left the
+  table may have stopped."""
 
 from __future__ import annotations
 
@@ -543,6 +546,11 @@ class ClientConnection(asyncio.Protocol):
             self.active = nxt
             if not self.waiting:
                 self.resume(_PAUSE_PIPELINE)
+            backend = nxt.backend
+            if backend is not None and backend.stale:
+                # Routed when its head was read, under a table swapped out since: the replicas it
+                # would have used may be gone.
+                nxt.reroute()
             nxt.activate()
             nxt.flush_request()
 
@@ -750,6 +758,15 @@ class Exchange:
         self.connecting = True
         pool.connect(self)
 
+    def reroute(self) -> Backend:
+        """Route again on the table in force (see Backend.stale)."""
+        table = self.client.state.table
+        backend = self.backend
+        assert backend is not None
+        if table is not None:
+            backend = self.backend = table.current(backend)
+        return backend
+
     def _use(self, conn: UpstreamConnection) -> None:
         self.conn = conn
         buf = self.buf
@@ -788,7 +805,10 @@ class Exchange:
         if kind == "connect_refused":
             pool.down_until = now + settings.eject_seconds
             if not self.retried:
-                # Nothing reached the refusing replica, so the request can go to another.
+                # Nothing reached the refusing replica, so the request can go to another, of the
+                # table in force if the one it was routed by has been swapped out meanwhile.
+                if backend.stale:
+                    backend = self.reroute()
                 alt = backend.pick(now, exclude=pool)
                 if alt is not None:
                     self.retried = True

@@ -121,7 +121,10 @@ class ProxyServer:
                 # Gone from the table: no new requests; warm connections close, busy ones when done.
                 pool.retired = True
                 pool.close_idle()
+        old = state.table
         state.table = compiled
+        if old is not None:
+            old.retire()
         self.generation = generation
         return generation
 

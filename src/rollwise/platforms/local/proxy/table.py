@@ -74,7 +74,7 @@ class Deck(Generic[T]):
 class Backend:
     """One revision as the hot path sees it: its replicas' pools and its counters."""
 
-    __slots__ = ("name", "pools", "rr", "set_cookie", "stats")
+    __slots__ = ("name", "pools", "rr", "set_cookie", "stale", "stats")
 
     def __init__(self, name: str, pools: list[Pool], stats: RevisionStats) -> None:
         self.name = name
@@ -82,6 +82,9 @@ class Backend:
         self.rr = 0
         self.stats = stats
         self.set_cookie = b""
+        # Set when its table is swapped out: a request routed here but not yet sent (pipelined
+        # behind another) is routed again on the table in force (CompiledTable.current).
+        self.stale = False
 
     def pick(self, now: float, exclude: Pool | None = None) -> Pool | None:
         """Round robin over replicas, skipping ones that recently refused a connection while others
@@ -263,6 +266,21 @@ class CompiledTable:
         # No mirror, and a request whose head has no line head_scan finds is routed by the deck:
         # the client side's usual path applies (see ClientConnection.on_headers_complete).
         self.plain = True
+
+    def retire(self) -> None:
+        """This table is no longer in force: its backends say so to requests still holding them."""
+        for backend in self.backends.values():
+            backend.stale = True
+        if self.deck.cards:
+            # Every card is one of the backends above, or the one without replicas when nothing can serve.
+            self.deck.cards[0].stale = True
+
+    def current(self, backend: Backend) -> Backend:
+        """Where a request routed to `backend` under an earlier table goes now: the same revision
+        if it still has replicas here, else a draw by this table's weights (the rules that chose
+        that revision may be gone with it)."""
+        fresh = self.backends.get(backend.name)
+        return fresh if fresh is not None and fresh.pools else self.deck.draw()
 
     def choose(self, headers: Headers, url: bytes) -> tuple[Backend, RequestView | None, bool]:
         """(revision, the view built on the way if any, whether to set the sticky cookie)."""
