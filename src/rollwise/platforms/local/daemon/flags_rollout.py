@@ -70,6 +70,8 @@ class FlagRollout:
         self.task: asyncio.Task[None] | None = None
         self.measuring: asyncio.Task[None] | None = None
         self.wakeup = asyncio.Event()
+        # Set each time the loop has decided (and carried out) a step, and when it ends.
+        self.decided = asyncio.Event()
         self.abort_requested = False
 
     @property
@@ -272,6 +274,7 @@ class FlagRollouts:
             run.job, run.measuring = self._job(run), None
         run.state = state
         self._save(run)
+        run.decided.clear()
         if run.task is None or run.task.done():
             self._launch(run)  # the loop ended (stopped by an error): start it again
         else:
@@ -280,9 +283,8 @@ class FlagRollouts:
         if run.job is not old_job:
             await self._stop_measuring(old_job, old_task, "replaced by a new analysis")
         # Answer with the step the loop has carried out (promote changes the share at once).
-        deadline = asyncio.get_running_loop().time() + ABORT_WAIT_SECONDS
-        while run.state is state and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(run.decided.wait(), ABORT_WAIT_SECONDS)
 
     async def shutdown(self) -> None:
         for run in self.runs.values():
@@ -386,6 +388,7 @@ class FlagRollouts:
                     self._set_percent(run, decision.state.percent)
                 run.state = decision.state
                 self._save(run)
+                run.decided.set()
                 if run.state.phase in FINAL_PHASES:
                     break
                 delay = POLL_SECONDS
@@ -405,6 +408,7 @@ class FlagRollouts:
             )
             self._save(run)
         finally:
+            run.decided.set()
             job, measuring = run.job, run.measuring
             run.measuring = None
             await self._stop_measuring(job, measuring, "the flag rollout is over")
