@@ -1,6 +1,6 @@
 """The controller's ClusterRole and Role are least privilege: every request the controller makes in
 the controller tests (tests/kube/test_controller*.py) is granted, and every grant is used there —
-or listed below with the code that needs it and no controller test reaches yet.
+or listed below, with why it is granted, exactly when no controller test reaches it yet.
 
 The requests are collected from the emulated API server's audit log (rbac_audit.py); this module
 runs last in a session. When the session did not run every controller test (this file alone, or
@@ -22,17 +22,23 @@ from tests.kube.rbac_audit import Use
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Grants the controller tests do not reach yet, each with the code that makes the request. An entry
-# a controller test comes to exercise is harmless here and can be removed (no failure for it, so
-# that new controller tests never break this one).
+# Grants no controller test reaches yet: exactly those (an entry a controller test comes to use fails
+# the test below, so that the list never keeps a grant that is tested already). Each says why the
+# controller needs it and which code makes the request.
 NOT_YET_EXERCISED: dict[Use, str] = {
-    ("rollwise.dev", "clusteranalysistemplates", "", "get"): "platforms/kubernetes/analysis.py",
-    ("", "secrets", "", "get"): "platforms/kubernetes/workloads.py, analysis/secrets_kubernetes.py",
-    ("networking.istio.io", "destinationrules", "", "get"): "platforms/kubernetes/routers/istio.py",
-    ("networking.istio.io", "destinationrules", "", "update"): "platforms/kubernetes/routers/istio.py",
-    ("batch", "jobs", "", "create"): "analysis/providers/kubernetes_job.py",
-    ("batch", "jobs", "", "watch"): "analysis/providers/kubernetes_job.py",
-    ("batch", "jobs", "", "delete"): "analysis/providers/kubernetes_job.py (timeout, stop)",
+    ("rollwise.dev", "clusteranalysistemplates", "", "get"): (
+        "an analysis step or background analysis naming a ClusterAnalysisTemplate (`clusterScope: true`) "
+        "is read from the cluster-wide template: platforms/kubernetes/analysis.py"
+    ),
+    ("batch", "jobs", "", "create"): (
+        "a `job` metric runs one Job per measurement, owned by the Rollout: analysis/providers/kubernetes_job.py"
+    ),
+    ("batch", "jobs", "", "watch"): (
+        "the job provider follows its Job to completion with a watch: analysis/providers/kubernetes_job.py"
+    ),
+    ("batch", "jobs", "", "delete"): (
+        "a Job past its metric's timeout, or of a run that is stopped, is deleted: analysis/providers/kubernetes_job.py"
+    ),
 }
 
 
@@ -80,6 +86,10 @@ def test_grants_are_the_requests_the_controller_makes(tmp_path: Path) -> None:
     )
     stale = sorted(u for u in NOT_YET_EXERCISED if u not in granted)
     assert not stale, f"NOT_YET_EXERCISED lists what install.py does not grant: {stale}"
+    exercised = {u: used[u] for u in NOT_YET_EXERCISED if u in used}
+    assert not exercised, "NOT_YET_EXERCISED lists grants the controller tests use now (remove them): " + "; ".join(
+        f"{u} in {test}" for u, test in sorted(exercised.items())
+    )
     if failed:
         # Every request seen is granted; whether every grant is used needs every test's requests.
         pytest.skip(f"controller tests failed ({failed}): the unused-grant check needs them all passing")
