@@ -31,6 +31,9 @@ def test_promote_and_resume_follow_the_step_model() -> None:
     # An inconclusive verdict pauses; resume goes on at the same step, its interval anew.
     paused = decide(steps, at40.state, t1, "Inconclusive").state
     assert paused.phase == "Paused"
+    # Paused stays paused (with no verdict, or a later one) until resumed; a failure still reverts.
+    assert decide(steps, paused, t1 + timedelta(days=1), None).state == paused
+    assert decide(steps, paused, t1, "Failed").revert
     t2 = t1 + timedelta(hours=1)
     resumed = decide(steps, resume(paused, t2), t2, None)
     assert (resumed.state.phase, resumed.state.percent, resumed.wake_at) == (
@@ -144,7 +147,7 @@ def measured(state: dict[str, Any], phase: str) -> bool:
     return any(m.get("phase") == phase for metric in metrics for m in metric.get("measurements") or [])
 
 
-def test_an_inconclusive_pause_goes_on_with_promote_and_resume(plane: Plane, probe: Probe) -> None:
+def test_an_inconclusive_pause_goes_on_with_promote_and_resume_also_after_a_restart(plane: Plane, probe: Probe) -> None:
     start_web(plane)
     plane.apply(template(probe.port), file="probe.yaml")
     plane.cli(
@@ -156,6 +159,11 @@ def test_an_inconclusive_pause_goes_on_with_promote_and_resume(plane: Plane, pro
     )
     assert paused["analysis"]["phase"] == "Inconclusive"
     assert "inconclusive" in plane.cli("flags", "rollout", "new-greeting").stdout
+
+    # A restarted control plane keeps it paused (nothing goes on by itself) and can be told to go on.
+    plane.kill()
+    plane.start()
+    assert rollout_state(plane)["phase"] == "Paused"
 
     # Promoted from the pause: the next step, and a fresh analysis (still inconclusive: paused again).
     plane.cli("flags", "rollout", "new-greeting", "--promote")

@@ -113,6 +113,8 @@ def decide(steps: list[CanaryStep], state: FlagRolloutState, now: datetime, verd
             None,
             revert=True,
         )
+    if state.phase == "Paused":
+        return Decision(state, None)  # until resumed or promoted, whatever the clock says
     if verdict == "Inconclusive":
         return Decision(replace(state, phase="Paused", message="the analysis was inconclusive: paused"), None)
     index, started = state.step_index, state.step_started_at
