@@ -9,7 +9,8 @@ from typing import Any
 
 from rollwise.engine import MatchRoute, MirrorRoute, RouteTable
 from rollwise.engine.plan import AnalysisRunRequest
-from rollwise.platforms.local.daemon import changes, metrics
+from rollwise.platforms import transitions
+from rollwise.platforms.local.daemon import metrics
 from rollwise.platforms.local.daemon.jobs import JobEnv
 from rollwise.platforms.local.daemon.judgements import CompareJudgement, DynamicJudgement, WinnerJudgement
 from rollwise.platforms.local.daemon.observe import observe
@@ -199,7 +200,7 @@ def test_changes_become_events() -> None:
             "weights": [{"revision": "a", "weight": 90}, {"revision": "b", "weight": 10}],
         }
     )
-    found = changes.changes(ro, old, new)
+    found = transitions.changes(ro, old, new)
     assert [(k, r) for k, r, _ in found] == [
         ("Normal", "NewRevision"),
         ("Normal", "Step"),
@@ -207,7 +208,7 @@ def test_changes_become_events() -> None:
         ("Normal", "Paused"),
     ]
     assert found[1][2] == "step 2/2: pause (until promoted)" and found[2][2] == "a 90%, b 10%"
-    assert changes.changes(ro, new, new) == []
+    assert transitions.changes(ro, new, new) == []
 
 
 def test_proxy_metrics_are_merged_per_family_with_rollout_labels() -> None:

@@ -29,13 +29,13 @@ from rollwise.analysis.timestamps import utc_now
 from rollwise.engine import Command, Observed, Plan, reconcile
 from rollwise.engine.clock import stamp
 from rollwise.engine.work import USER_PAUSE
+from rollwise.platforms import transitions
 from rollwise.platforms.kubernetes import flagsets, services, workloads
 from rollwise.platforms.kubernetes.analysis import AnalysisRunner
 from rollwise.platforms.kubernetes.commands import CommandError, PendingCommand, pending
 from rollwise.platforms.kubernetes.events import EventRecorder, EventType
 from rollwise.platforms.kubernetes.names import COMMAND_ANNOTATION, FIELD_MANAGER, Rollout, replicaset_name
 from rollwise.platforms.kubernetes.routers.base import Router, RouterError, verify_routes
-from rollwise.platforms.local.daemon import changes
 from rollwise.spec.rollout import Rollout as RolloutModel
 from rollwise.spec.status import Condition, RolloutStatus
 
@@ -182,7 +182,7 @@ class Reconciler:
                     return Result(requeue_after=0.0, plan=plan, problems=problems)
                 raise
             wrote = True
-            for kind, reason, message in changes.changes(rollout, old_status, status):
+            for kind, reason, message in transitions.changes(rollout, old_status, status):
                 await self._event(key, uid, kind, reason, message)
         for service, revision in routed.switched:
             await self._event(key, uid, "Normal", "ServiceSelected", f"Service {service} selects revision {revision}")

@@ -19,7 +19,8 @@ from pydantic import ValidationError
 from rollwise.analysis.args import SecretResolver
 from rollwise.analysis.timestamps import utc_now
 from rollwise.engine import Command, Plan, reconcile
-from rollwise.platforms.local.daemon import changes, flags_env
+from rollwise.platforms import transitions
+from rollwise.platforms.local.daemon import flags_env
 from rollwise.platforms.local.daemon.analysis_runner import AnalysisRunner
 from rollwise.platforms.local.daemon.carry import Carrier
 from rollwise.platforms.local.daemon.jobs import JobEnv
@@ -245,7 +246,7 @@ class Controller:
             return plan
         except RolloutNotFoundError:
             return plan
-        for kind, reason, message in changes.changes(rollout, rollout.status, status):
+        for kind, reason, message in transitions.changes(rollout, rollout.status, status):
             self.event(name, kind, reason, message)
         self._prune(name, plan, carrier.views())
         delays = [RESYNC_SECONDS]

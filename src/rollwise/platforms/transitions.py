@@ -1,14 +1,18 @@
 """The events a new status is worth: what changed since the last one, in words a person reads in
-`rollwise status` and `rollwise get`. Pure: statuses in, (type, reason, message) out."""
+`rollwise status` and `kubectl describe rollout`. Both platforms record these for every status they
+write (the local control plane in its store, the Kubernetes controller as core v1 Events), so a
+transition reads the same on either. Pure: statuses in, (type, reason, message) out."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from rollwise.engine.simulate import steps_at
 from rollwise.engine.steps import describe
-from rollwise.platforms.local.store import EventType
 from rollwise.spec.rollout import Rollout
 from rollwise.spec.status import RolloutStatus
 
+EventType = Literal["Normal", "Warning"]
 Event = tuple[EventType, str, str]
 
 _COMPLETION_REASON = {
