@@ -22,24 +22,10 @@ from tests.kube.rbac_audit import Use
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Grants no controller test reaches yet: exactly those (an entry a controller test comes to use fails
-# the test below, so that the list never keeps a grant that is tested already). Each says why the
-# controller needs it and which code makes the request.
-NOT_YET_EXERCISED: dict[Use, str] = {
-    ("rollwise.dev", "clusteranalysistemplates", "", "get"): (
-        "an analysis step or background analysis naming a ClusterAnalysisTemplate (`clusterScope: true`) "
-        "is read from the cluster-wide template: platforms/kubernetes/analysis.py"
-    ),
-    ("batch", "jobs", "", "create"): (
-        "a `job` metric runs one Job per measurement, owned by the Rollout: analysis/providers/kubernetes_job.py"
-    ),
-    ("batch", "jobs", "", "watch"): (
-        "the job provider follows its Job to completion with a watch: analysis/providers/kubernetes_job.py"
-    ),
-    ("batch", "jobs", "", "delete"): (
-        "a Job past its metric's timeout, or of a run that is stopped, is deleted: analysis/providers/kubernetes_job.py"
-    ),
-}
+# Grants no controller test reaches yet, each with why the controller needs it and which code makes
+# the request: exactly those (an entry a controller test comes to use fails the test below, so that
+# the list never keeps a grant that is tested already). Every grant is exercised today.
+NOT_YET_EXERCISED: dict[Use, str] = {}
 
 
 def requests_needed(records: list[tuple[str, AuditRecord]]) -> dict[Use, str]:
