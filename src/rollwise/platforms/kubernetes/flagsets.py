@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from rollwise.flags.configmap import mount
 from rollwise.flags.env import env_of
-from rollwise.flags.kube import apply_flagset
+from rollwise.flags.kube import apply_flagset, desired
 from rollwise.platforms.kubernetes.names import FIELD_MANAGER
 from rollwise.platforms.kubernetes.names import FlagSet as FlagSetResource
 from rollwise.spec.flags import FlagSet
@@ -34,6 +34,7 @@ from rollwise.spec.rollout import FeatureFlagsRef
 log = logging.getLogger("rollwise.kubernetes.flagsets")
 
 Key = tuple[str, str]  # (namespace, FlagSet name)
+FLAGSET_LABEL = "rollwise.dev/flagset"  # on each FlagSet's ConfigMap (rollwise.flags.configmap)
 Warn = Callable[[str, str, str, str], Awaitable[None]]  # (namespace, flagset, reason, message)
 
 
@@ -107,6 +108,23 @@ class FlagSetWriter:
             return False
         self._reported.pop(key, None)
         return True
+
+    async def restore(self, namespace: str, name: str, data: Mapping[str, Any] | None) -> None:
+        """The ConfigMap of FlagSet `name` changed or went (`data` None) other than by this writer:
+        write it again if it no longer holds the FlagSet's document (the FlagSet is the source of
+        truth; a ConfigMap gone with its FlagSet stays gone)."""
+        try:
+            obj = (await self.client.get(FlagSetResource, name, namespace=namespace)).to_dict()  # type: ignore[no-untyped-call]
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return
+            raise
+        try:
+            want = desired(obj)["data"]
+        except ValidationError:
+            return  # reported when the FlagSet itself was written
+        if data is None or dict(data) != want:
+            await self.write(obj)
 
     def forget(self, namespace: str, name: str) -> None:
         key = (namespace, name)

@@ -16,7 +16,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,7 +29,7 @@ from rollwise.analysis.timestamps import utc_now
 from rollwise.platforms.kubernetes.analysis import AnalysisRunner
 from rollwise.platforms.kubernetes.connection import kopf_connection
 from rollwise.platforms.kubernetes.events import EventRecorder, EventType
-from rollwise.platforms.kubernetes.flagsets import FlagSetWriter
+from rollwise.platforms.kubernetes.flagsets import FLAGSET_LABEL, FlagSetWriter
 from rollwise.platforms.kubernetes.flagsets import reference as flagset_reference
 from rollwise.platforms.kubernetes.histogram import Histogram
 from rollwise.platforms.kubernetes.lease import LeaderElector
@@ -257,6 +257,17 @@ class Controller:
                 await self.flagsets.write(event["object"])
             for key in self.referencing(namespace, flagset_reference(name)):
                 self.wake(key)
+
+        @kopf.on.event("", "v1", "configmaps", labels={FLAGSET_LABEL: kopf.PRESENT}, registry=registry)
+        async def flags_configmap_event(
+            event: kopf.RawEvent, namespace: str | None, labels: kopf.Labels, **_: Any
+        ) -> None:
+            # A FlagSet's ConfigMap edited or deleted by hand is written again from the FlagSet.
+            if namespace is None or self.closed:
+                return
+            obj: Mapping[str, Any] = event.get("object") or {}
+            data: Mapping[str, Any] | None = None if event.get("type") == "DELETED" else (obj.get("data") or {})
+            await self.flagsets.restore(namespace, labels[FLAGSET_LABEL], data)
 
         return registry
 
