@@ -185,7 +185,6 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="rollwise-bench-controller-"))
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "POD_NAME", "POD_NAMESPACE")}
     env["NO_PROXY"] = "*"
-    env["PYTHONPATH"] = str(ROOT)
 
     def profiled(name: str) -> list[str]:
         if args.profile is None:

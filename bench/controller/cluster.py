@@ -24,6 +24,7 @@ import json
 import resource
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ import attrs
 from kmock._internal import rendering
 
 from rollwise.testing.kubeapi import ApiServer, Store, Write, rollwise_crds, serve, shared_crd_files
-from rollwise.testing.kubeapi.store import Event
+from rollwise.testing.kubeapi.registry import Resource
+from rollwise.testing.kubeapi.selectors import FieldSelector, LabelSelector
+from rollwise.testing.kubeapi.store import Event, Obj, ObjKey
 
 REVISION_LABEL = "rollwise.dev/revision"
 MERGE = "application/merge-patch+json"
@@ -95,6 +98,22 @@ def virtual_service(name: str, namespace: str) -> dict[str, Any]:
             ],
         },
     }
+
+
+class BenchStore(Store):
+    """The store, listing one namespace without sorting every object of the kind first (the
+    store sorts all keys, then filters: at 10,000 ReplicaSets each list of one Rollout's took
+    milliseconds of the emulator's time). Same result, same order."""
+
+    def _selected(
+        self, res: Resource, namespace: str | None, labels: LabelSelector, fsel: FieldSelector
+    ) -> Iterator[tuple[ObjKey, Obj]]:
+        objects = self.objects.get(res.key, {})
+        keys = [k for k in objects if k[0] == namespace] if namespace else list(objects)
+        for key in sorted(keys):
+            obj = objects[key]
+            if labels.matches((obj.get("metadata") or {}).get("labels")) and fsel.matches(obj):
+                yield key, obj
 
 
 @attrs.define
@@ -306,7 +325,7 @@ async def main() -> None:
     ap.add_argument("--route-timeout", type=float, default=120)
     args = ap.parse_args()
 
-    api = BenchApiServer(store=Store(history_limit=args.history_limit), keep_history=False)
+    api = BenchApiServer(store=BenchStore(history_limit=args.history_limit), keep_history=False)
     api.add_crds(rollwise_crds() + shared_crd_files(args.crds))
     bench = Bench(api, args.rollouts, args.namespaces)
     began = time.perf_counter()
