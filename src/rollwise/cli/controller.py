@@ -47,6 +47,14 @@ def run(
         int, typer.Option("--metrics-port", min=0, max=65535, help="/metrics port (0: none).")
     ] = 9090,
     resync: Annotated[float, typer.Option("--resync-seconds", min=1, help="Look at every rollout this often.")] = 60,
+    prometheus_url: Annotated[
+        str | None,
+        typer.Option(
+            "--prometheus-url",
+            envvar="ROLLWISE_PROMETHEUS_URL",
+            help="Prometheus holding the router's metrics: builtin metrics, dynamic canaries, A/B winners.",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the controller until SIGTERM or SIGINT; exit 1 if the lease is lost to another replica."""
@@ -68,6 +76,7 @@ def run(
         lease_namespace=lease_namespace or config.namespace or "default",
         lease_name=lease,
         resync_seconds=resync,
+        prometheus_url=prometheus_url,
     )
     try:
         asyncio.run(_main(config, settings, health_port, metrics_port))

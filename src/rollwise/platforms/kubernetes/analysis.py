@@ -6,10 +6,11 @@ Nothing here needs to survive a restart: the engine keeps every final verdict in
 status.analysisRuns, and asks again (`plan.start_runs`) for any run still wanted without a verdict,
 which a restarted controller then measures from the beginning under the same name.
 
-The judgements that weigh live traffic per revision (a dynamic canary's interval, an A/B winner, a
-shadow's reply comparison) need request counters the Kubernetes platform does not collect: such a
-run ends in Error at once with that reason, which pauses the rollout for a human (never a verdict
-made up)."""
+Traffic figures per revision (builtin metrics, a dynamic canary's intervals, an A/B winner) come
+from the router's own metrics in Prometheus (traffic.py), at the address the controller is given
+(`--prometheus-url`); without one such a run ends in Error saying so, which pauses the rollout for
+a human (never a verdict made up). A shadow's reply comparison cannot be made on Kubernetes (the
+mesh drops mirrored replies): such a run is an Error at once."""
 
 from __future__ import annotations
 
@@ -26,22 +27,39 @@ from lightkube.core.exceptions import ApiError
 
 from rollwise.analysis.args import ArgumentError, resolve_args
 from rollwise.analysis.measure import measure_due
-from rollwise.analysis.providers import MeasureContext, Provider
+from rollwise.analysis.providers import MeasureContext, Provider, default_providers
 from rollwise.analysis.providers.kubernetes_job import jobs_of_run, uses_jobs
 from rollwise.analysis.run import AnalysisRunState
 from rollwise.analysis.secrets import secret_refs
 from rollwise.analysis.secrets_kubernetes import read_secrets
-from rollwise.analysis.timestamps import utc_now
+from rollwise.analysis.timestamps import parse_time, utc_now
 from rollwise.engine import AnalysisRunRequest, Plan
 from rollwise.platforms.kubernetes.names import AnalysisTemplate, ClusterAnalysisTemplate
+from rollwise.platforms.kubernetes.names import Rollout as RolloutResource
+from rollwise.platforms.kubernetes.traffic import (
+    NO_PROMETHEUS,
+    ClusterBuiltin,
+    ClusterTraffic,
+    PrometheusReader,
+    RevisionSeries,
+    TrafficError,
+)
+from rollwise.platforms.local.daemon.jobs import JobEnv
+from rollwise.platforms.local.daemon.judgements import DynamicJudgement, Judgement, WinnerJudgement
 from rollwise.spec.analysis import AnalysisTemplateSpec, Argument, Metric, Verdict
+from rollwise.spec.rollout import Rollout
 
 log = logging.getLogger("rollwise.kubernetes.analysis")
 
 FINAL: frozenset[Verdict] = frozenset({"Successful", "Failed", "Error", "Inconclusive"})
 Key = tuple[str, str]  # (namespace, rollout)
 Notify = Callable[[Key, str, Verdict, str | None], Awaitable[None]]
-JUDGEMENTS = ("dynamic", "abWinner", "shadowCompare")
+PROMETHEUS_ENV = "ROLLWISE_PROMETHEUS_URL"
+SHADOW_COMPARE = (
+    "shadow reply comparison cannot run on Kubernetes: the mesh drops the shadow's replies to mirrored "
+    "requests, so there is nothing to compare (lint refuses `compare` with the istio, gatewayAPI and nginx "
+    "routers); remove `compare` from the Rollout, or promote to accept, abort to roll back"
+)
 
 
 @dataclass
@@ -51,6 +69,10 @@ class Run:
     message: str | None = None
     task: asyncio.Task[None] | None = None
     machine: AnalysisRunState | None = field(default=None, repr=False)
+    # From the plan that started the run: the dynamic canary's weight, the A/B stage's start.
+    weight: int = 0
+    since: datetime | None = None
+    judgement: Judgement | None = field(default=None, repr=False)
 
 
 class AnalysisRunner:
@@ -61,12 +83,17 @@ class AnalysisRunner:
         *,
         clock: Callable[[], datetime] = utc_now,
         providers: dict[str, Provider] | None = None,
+        prometheus_url: str | None = None,
     ) -> None:
         self.client = client
         self.notify = notify
         self.clock = clock
         self.providers = providers
+        self.prometheus_url = prometheus_url or os.environ.get(PROMETHEUS_ENV) or None
         self._runs: dict[Key, dict[str, Run]] = {}
+        # The last finished interval of each dynamic canary (evidence and latency threshold carry
+        # over to the next interval), by rollout and run-name prefix.
+        self._dynamic: dict[Key, dict[str, tuple[int, DynamicJudgement]]] = {}
 
     def verdicts(self, key: Key) -> dict[str, Verdict]:
         return {name: run.phase for name, run in self._runs.get(key, {}).items()}
@@ -76,10 +103,15 @@ class AnalysisRunner:
         for request in plan.analysis:
             if request.name in plan.start_runs and request.name not in runs:
                 run = runs[request.name] = Run(request)
+                status = plan.status
+                run.weight = status.dynamic.weight if status.dynamic is not None else 0
+                run.since = parse_time(status.stage_started_at) if status.stage_started_at else None
                 run.task = asyncio.create_task(self._run(key, run), name=f"rollwise-analysis-{request.name}")
         for name in plan.stop_runs:
             stopping = runs.get(name)
             if stopping is not None and stopping.phase not in FINAL:
+                if stopping.judgement is not None:
+                    stopping.judgement.terminate("no longer needed by the rollout")
                 if stopping.task is not None:
                     stopping.task.cancel()
                 stopping.phase, stopping.message = "Error", "terminated: no longer needed by the rollout"
@@ -89,6 +121,7 @@ class AnalysisRunner:
 
     async def forget(self, key: Key) -> None:
         runs = self._runs.pop(key, {})
+        self._dynamic.pop(key, None)
         await _cancel([r.task for r in runs.values() if r.task is not None])
 
     async def shutdown(self) -> None:
@@ -109,14 +142,11 @@ class AnalysisRunner:
 
     async def _measure(self, key: Key, run: Run) -> None:
         req = run.request
-        if req.kind in JUDGEMENTS:
-            await self._set(
-                key,
-                run,
-                "Error",
-                f"{req.kind} judgements need per-revision request counters, which the Kubernetes platform "
-                "does not collect: promote to accept, abort to roll back",
-            )
+        if req.kind == "shadowCompare":
+            await self._set(key, run, "Error", SHADOW_COMPARE)
+            return
+        if req.kind in ("dynamic", "abWinner"):
+            await self._judge(key, run)
             return
         namespace = key[0]
         metrics: list[Metric] = []
@@ -146,6 +176,9 @@ class AnalysisRunner:
         context = MeasureContext(
             clock=self.clock, env=os.environ, secrets=secrets, revisions=revisions, kubernetes_jobs=jobs
         )
+        providers = dict(self.providers or default_providers())
+        if any(m.provider.builtin is not None for m in metrics):
+            providers["builtin"] = await self._builtin(key, req)
         await self._set(key, run, "Running", None)
         while not machine.done:
             now = self.clock()
@@ -154,10 +187,83 @@ class AnalysisRunner:
             if delay > 0:
                 await asyncio.sleep(delay)  # the run's own schedule (interval, initialDelay)
                 continue
-            await measure_due(machine, args, context, self.providers)
+            await measure_due(machine, args, context, providers)
             if machine.phase != run.phase:
                 await self._set(key, run, machine.phase, machine.message)
         await self._set(key, run, machine.phase, machine.message)
+
+    async def _builtin(self, key: Key, req: AnalysisRunRequest) -> Provider:
+        """Builtin metrics from the router's metrics in Prometheus; without a Prometheus, or for a
+        rollout whose router has none, each measurement errs saying why."""
+        if self.prometheus_url is None:
+            return ClusterBuiltin(None, None)
+        rollout = await self._rollout(key)
+        series = RevisionSeries(self.client, rollout, req.revision) if rollout is not None else None
+        return ClusterBuiltin(PrometheusReader(self.prometheus_url), series)
+
+    async def _judge(self, key: Key, run: Run) -> None:
+        """A dynamic canary's interval or an A/B winner, judged as on the local platform (the same
+        judgement classes) from readings of the router's metrics in Prometheus."""
+        req = run.request
+        what = "dynamic canary intervals" if req.kind == "dynamic" else "A/B winner judgements"
+        if self.prometheus_url is None:
+            await self._set(
+                key, run, "Error", NO_PROMETHEUS.format(what=what) + "; promote to accept, abort to roll back"
+            )
+            return
+        rollout = await self._rollout(key)
+        if rollout is None:
+            return  # deleted meanwhile: the runner forgets it
+        series = RevisionSeries(self.client, rollout, req.revision)
+        try:
+            series.check()
+        except TrafficError as exc:
+            await self._set(key, run, "Error", f"{what}: {exc}")
+            return
+        source = ClusterTraffic(
+            PrometheusReader(self.prometheus_url), series, [req.revision, req.stable_revision or ""]
+        )
+        env = JobEnv(traffic=source.traffic, refresh=source.refresh, clock=self.clock)
+        judgement: Judgement
+        if req.kind == "dynamic":
+            before = self._dynamic_before(key, req)
+            judgement = DynamicJudgement(
+                req,
+                env,
+                None,
+                evidence=before.after if before is not None else None,
+                weight=run.weight,
+                latency_threshold_ms=before.latency_threshold_ms if before is not None else None,
+            )
+        else:
+            judgement = WinnerJudgement(req, env, None, since=run.since)
+        run.judgement = judgement
+        await self._set(key, run, "Running", None)
+        try:
+            await judgement.run(lambda _measured: None)
+        except TrafficError as exc:
+            await self._set(key, run, "Error", f"{what}: {exc}; promote to accept, abort to roll back")
+            return
+        if isinstance(judgement, DynamicJudgement) and judgement.after is not None:
+            prefix = req.name.rsplit("-dyn", 1)[0]
+            self._dynamic.setdefault(key, {})[prefix] = (req.step or 0, judgement)
+        await self._set(key, run, judgement.phase, judgement.message)
+
+    def _dynamic_before(self, key: Key, req: AnalysisRunRequest) -> DynamicJudgement | None:
+        prefix = req.name.rsplit("-dyn", 1)[0]
+        kept = self._dynamic.get(key, {}).get(prefix)
+        if kept is None or kept[0] >= (req.step or 0):
+            return None
+        return kept[1]
+
+    async def _rollout(self, key: Key) -> Rollout | None:
+        try:
+            obj = await self.client.get(RolloutResource, key[1], namespace=key[0])
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return None
+            raise
+        return Rollout.model_validate(obj.to_dict())  # type: ignore[no-untyped-call]
 
     async def _set(self, key: Key, run: Run, phase: Verdict, message: str | None) -> None:
         if (phase, message) == (run.phase, run.message):

@@ -59,6 +59,7 @@ class Settings:
     concurrent_reconciles: int = 16
     clock: Callable[[], datetime] = utc_now
     router_factory: RouterFactory | None = field(default_factory=default_router_factory)
+    prometheus_url: str | None = None  # the router's metrics, for traffic figures (analysis.py)
 
 
 @dataclass
@@ -120,7 +121,9 @@ class Controller:
         self.client = client
         self.settings = settings
         self.events = EventRecorder(client, settings.identity)
-        self.runner = AnalysisRunner(client, self._verdict, clock=settings.clock)
+        self.runner = AnalysisRunner(
+            client, self._verdict, clock=settings.clock, prometheus_url=settings.prometheus_url
+        )
         self.reconciler = Reconciler(
             client,
             self.events,
