@@ -2,7 +2,8 @@
 scrapes a small exporter of Istio's standard metrics whose counters the test advances as the
 revisions serve requests, split by the Rollout's weights. A dynamic canary with healthy numbers
 rises and is promoted, with 10% errors it is aborted; a builtin metric passes an analysis step and
-fails the next update; without a Prometheus the judgement errs and the rollout pauses; a shadow's
+fails the next update; an A/B test promotes the candidate that wins on error rate; without a
+Prometheus a dynamic canary holds (never promoted) and a builtin analysis step pauses; a shadow's
 reply comparison is refused."""
 
 from __future__ import annotations
@@ -355,3 +356,48 @@ async def test_lint_refuses_a_reply_comparison_with_the_kubernetes_routers(tmp_p
     problems = [str(p) for p in lint_paths([path]).problems]
     assert any(("spec.strategy.shadow.compare" in p and "mirrorCompare" not in p) or "compare" in p for p in problems)
     assert any("cannot compare mirrored responses" in p for p in problems), problems
+
+
+async def test_an_ab_test_promotes_the_candidate_that_wins_on_error_rate(
+    api: ApiServer,
+    client: AsyncClient,
+    metrics: tuple[IstioExporter, str],
+    driver: ReadinessDriver,
+    shared_crds: Path,
+) -> None:
+    exporter, prom = metrics
+    controller = await start(api, client, prom)
+    try:
+        strategy = {
+            "abTest": {
+                "variants": [
+                    {"name": "a", "role": "control", "match": [{"headers": [{"name": "x-variant", "exact": "a"}]}]},
+                    {"name": "b", "role": "candidate", "match": [{"headers": [{"name": "x-variant", "exact": "b"}]}]},
+                ],
+                "duration": "8s",
+                "winnerBy": {"metric": "error-rate", "better": "lower", "minSamples": 200},
+                "stableService": "web-stable",
+                "canaryService": "web-canary",
+                "trafficRouting": ISTIO,
+            }
+        }
+        doc = spec(strategy)
+        doc2 = with_image(doc, "example/app:2.0")
+        v1, v2 = revision_of(doc), revision_of(doc2)
+        await create(client, "web", doc)
+        await until(api, lambda: healthy(api, "web", v1))
+
+        def current() -> dict[str, int]:
+            # Users pick their variant by header: half and half while the experiment runs.
+            if status(api, "web").get("stage") == "experiment":
+                return {v1: 50, v2: 50}
+            return weights(api, "web") or {status(api, "web").get("stableRevision", v1): 100}
+
+        async with load(exporter, current, workload, {v1: 0.05}, per_second=400):
+            await scraped(prom, v1, 300)
+            await set_image(client, "web", doc, "example/app:2.0")
+            await until(api, lambda: healthy(api, "web", v2), timeout=LONG)
+        passed = [e[2] for e in events(api, "web") if e[1] == "AnalysisSuccessful"]
+        assert len(passed) == 1 and "candidate wins on error-rate" in passed[0], passed
+    finally:
+        await controller.stop()

@@ -220,9 +220,11 @@ class AnalysisRunner:
         except TrafficError as exc:
             await self._set(key, run, "Error", f"{what}: {exc}")
             return
-        source = ClusterTraffic(
-            PrometheusReader(self.prometheus_url), series, [req.revision, req.stable_revision or ""]
-        )
+        # An A/B verdict is asked for once the experiment is over: it weighs what each variant
+        # served since the experiment began.
+        since = (run.since or self.clock()) if req.kind == "abWinner" else None
+        revisions = [req.revision, req.stable_revision or ""]
+        source = ClusterTraffic(PrometheusReader(self.prometheus_url), series, revisions, since=since)
         env = JobEnv(traffic=source.traffic, refresh=source.refresh, clock=self.clock)
         judgement: Judgement
         if req.kind == "dynamic":

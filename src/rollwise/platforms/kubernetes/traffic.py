@@ -243,19 +243,24 @@ class ClusterTraffic:
     `refresh` takes one reading; Prometheus out of reach is ridden out for
     UNREACHABLE_GRACE_SECONDS, except for the first reading (the judgement's baseline).
 
-    `relative`: count from the first reading (an A/B test compares what each variant served
-    during the experiment); otherwise the counters since the pods started (a dynamic canary takes
-    stable's history from before the canary)."""
+    `since`: each reading covers [since, now] (`increase()` over that window: an A/B test compares
+    what each variant served since the experiment began, and its verdict is asked for only once the
+    experiment is over); without it, the counters since the pods started (a dynamic canary takes
+    stable's history from before the canary, and subtracts readings)."""
 
     def __init__(
-        self, reader: PrometheusReader, series: RevisionSeries, revisions: Sequence[str], *, relative: bool = False
+        self,
+        reader: PrometheusReader,
+        series: RevisionSeries,
+        revisions: Sequence[str],
+        *,
+        since: datetime | None = None,
     ) -> None:
         self.reader = reader
         self.series = series
         self.revisions = [r for r in dict.fromkeys(revisions) if r]
-        self.relative = relative
+        self.since = since
         self.traffic = ProxyTraffic()
-        self._first: dict[str, TrafficCounts] = {}
         self._read_once = False
         self._failing_since: float | None = None
 
@@ -263,13 +268,10 @@ class ClusterTraffic:
         now = time.monotonic()
         try:
             docs = {}
+            at = _utc_now()
+            window = None if self.since is None else max(1.0, (at - self.since).total_seconds())
             for revision in self.revisions:
-                counts = await self.reader.counts(await self.series.of(revision), None, _utc_now())
-                if self.relative:
-                    first = self._first.setdefault(revision, counts)
-                    if counts.requests < first.requests:  # counters started again
-                        first = self._first[revision] = TrafficCounts(0, 0)
-                    counts = _minus(counts, first)
+                counts = await self.reader.counts(await self.series.of(revision), window, at)
                 docs[revision] = _stats_doc(counts)
         except TrafficError as exc:
             if not self._read_once:
@@ -281,14 +283,6 @@ class ClusterTraffic:
         self._failing_since = None
         self._read_once = True
         self.traffic.record([{"revisions": docs}], at=now)
-
-
-def _minus(a: TrafficCounts, b: TrafficCounts) -> TrafficCounts:
-    before = dict(b.latency_buckets)
-    buckets = tuple((bound, max(0, n - before.get(bound, 0))) for bound, n in a.latency_buckets)
-    return TrafficCounts(
-        a.requests - b.requests, max(0, a.errors - b.errors), buckets, max(0.0, a.latency_sum_ms - b.latency_sum_ms)
-    )
 
 
 def _utc_now() -> datetime:
