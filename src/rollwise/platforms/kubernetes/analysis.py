@@ -91,9 +91,9 @@ class AnalysisRunner:
         self.providers = providers
         self.prometheus_url = prometheus_url or os.environ.get(PROMETHEUS_ENV) or None
         self._runs: dict[Key, dict[str, Run]] = {}
-        # The last finished interval of each dynamic canary (evidence and latency threshold carry
-        # over to the next interval), by rollout and run-name prefix.
-        self._dynamic: dict[Key, dict[str, tuple[int, DynamicJudgement]]] = {}
+        # The last finished interval of each rollout's dynamic canary (evidence and latency
+        # threshold carry over to the next interval): (run-name prefix, step, judgement).
+        self._dynamic: dict[Key, tuple[str, int, DynamicJudgement]] = {}
 
     def verdicts(self, key: Key) -> dict[str, Verdict]:
         return {name: run.phase for name, run in self._runs.get(key, {}).items()}
@@ -248,15 +248,15 @@ class AnalysisRunner:
             return
         if isinstance(judgement, DynamicJudgement) and judgement.after is not None:
             prefix = req.name.rsplit("-dyn", 1)[0]
-            self._dynamic.setdefault(key, {})[prefix] = (req.step or 0, judgement)
+            self._dynamic[key] = (prefix, req.step or 0, judgement)
         await self._set(key, run, judgement.phase, judgement.message)
 
     def _dynamic_before(self, key: Key, req: AnalysisRunRequest) -> DynamicJudgement | None:
         prefix = req.name.rsplit("-dyn", 1)[0]
-        kept = self._dynamic.get(key, {}).get(prefix)
-        if kept is None or kept[0] >= (req.step or 0):
+        kept = self._dynamic.get(key)
+        if kept is None or kept[0] != prefix or kept[1] >= (req.step or 0):
             return None
-        return kept[1]
+        return kept[2]
 
     async def _rollout(self, key: Key) -> Rollout | None:
         try:
