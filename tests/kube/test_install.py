@@ -123,6 +123,7 @@ def test_cluster_role_grants_no_wildcards_and_no_secrets_writes() -> None:
         (("--print", "--write", "x"), "exactly one of --print and --write"),
         (("--print", "--namespace", "Not_A_Name"), "not a valid namespace name"),
         (("--print", "--image", "a b"), "not an image reference"),
+        (("--print", "--prometheus-url", "prometheus:9090"), "not an http(s) URL"),
     ],
 )
 def test_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
@@ -163,9 +164,11 @@ def test_controller_image_runs_the_deployment_command_unprivileged() -> None:
 
 def test_deployment_flags_are_ones_the_controller_accepts() -> None:
     help_ = run("controller", "run", "--help")
-    if help_.exit_code != 0:
-        pytest.skip("`rollwise controller run` does not exist yet")
-    [dep] = by_kind(printed(), "Deployment")
+    assert help_.exit_code == 0, help_.output
+    [dep] = by_kind(printed("--prometheus-url", "http://prometheus.monitoring:9090"), "Deployment")
+    assert (
+        "--prometheus-url=http://prometheus.monitoring:9090" in dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
     for arg in dep["spec"]["template"]["spec"]["containers"][0]["args"]:
         flag = arg.split("=", 1)[0]
         assert flag in help_.output, f"`rollwise controller run` has no {flag}"

@@ -12,6 +12,7 @@ import typer
 from rollwise.cli.errors import CliError
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_HTTP_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
 
 def install(
@@ -21,6 +22,13 @@ def install(
     ] = None,
     namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the controller.")] = "",
     image: Annotated[str, typer.Option("--image", help="The controller's container image.")] = "",
+    prometheus_url: Annotated[
+        str,
+        typer.Option(
+            "--prometheus-url",
+            help="Prometheus holding the router's request metrics (builtin metrics, dynamic canaries, A/B winners).",
+        ),
+    ] = "",
 ) -> None:
     """Print (or write) what installs the controller: rollwise install --print | kubectl apply -f -"""
     from rollwise.platforms.kubernetes import install as manifests
@@ -33,13 +41,15 @@ def install(
     image = image or manifests.DEFAULT_IMAGE
     if any(c.isspace() for c in image):
         raise typer.BadParameter(f"{image!r} is not an image reference", param_hint="--image")
+    if prometheus_url and not _HTTP_URL.match(prometheus_url):
+        raise typer.BadParameter(f"{prometheus_url!r} is not an http(s) URL", param_hint="--prometheus-url")
     if write is None:
-        typer.echo(manifests.dump(manifests.objects(namespace, image)), nl=False)
+        typer.echo(manifests.dump(manifests.objects(namespace, image, prometheus_url)), nl=False)
         return
     if write.exists() and not write.is_dir():
         raise CliError(f"{write}: not a directory")
     try:
-        written = manifests.write(write, namespace, image)
+        written = manifests.write(write, namespace, image, prometheus_url)
     except OSError as exc:
         raise CliError(f"{exc.filename or write}: {exc.strerror or exc}") from None
     typer.echo(f"wrote {len(written)} files to {write} (kubectl apply -k {write})")

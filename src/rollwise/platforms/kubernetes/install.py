@@ -139,14 +139,17 @@ def role_binding(namespace: str) -> dict[str, Any]:
     }
 
 
-def deployment(namespace: str, image: str) -> dict[str, Any]:
+def deployment(namespace: str, image: str, prometheus_url: str = "") -> dict[str, Any]:
     probe = {"httpGet": {"path": HEALTH_PATH, "port": "health"}, "periodSeconds": 10, "timeoutSeconds": 5}
     container = {
         "name": "controller",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["rollwise", "controller", "run"],
-        "args": [f"--health-port={HEALTH_PORT}", f"--metrics-port={METRICS_PORT}", f"--lease={LEASE_NAME}"],
+        "args": [f"--health-port={HEALTH_PORT}", f"--metrics-port={METRICS_PORT}", f"--lease={LEASE_NAME}"]
+        # Where the routers' request metrics are: builtin metrics, dynamic canaries and A/B winners
+        # are judged from them (docs/kubernetes.md, "Traffic figures per revision").
+        + ([f"--prometheus-url={prometheus_url}"] if prometheus_url else []),
         "env": [
             # The leader-election identity and the Lease's namespace.
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -212,7 +215,9 @@ class Manifest:
     objects: tuple[dict[str, Any], ...]
 
 
-def manifests(namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE) -> list[Manifest]:
+def manifests(
+    namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE, prometheus_url: str = ""
+) -> list[Manifest]:
     """Every object of an install, grouped by file, in the order they must be applied."""
     crds = [Manifest(f"crds/{c['metadata']['name']}.yaml", (c,)) for c in all_crds()]
     return [
@@ -222,12 +227,14 @@ def manifests(namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE) ->
         Manifest(
             "rbac.yaml", (cluster_role(), cluster_role_binding(namespace), role(namespace), role_binding(namespace))
         ),
-        Manifest("deployment.yaml", (deployment(namespace, image),)),
+        Manifest("deployment.yaml", (deployment(namespace, image, prometheus_url),)),
     ]
 
 
-def objects(namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE) -> list[dict[str, Any]]:
-    return [obj for m in manifests(namespace, image) for obj in m.objects]
+def objects(
+    namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE, prometheus_url: str = ""
+) -> list[dict[str, Any]]:
+    return [obj for m in manifests(namespace, image, prometheus_url) for obj in m.objects]
 
 
 def dump(objs: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> str:
@@ -240,9 +247,11 @@ HEADER = (
 )
 
 
-def kustomize_files(namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE) -> dict[str, str]:
+def kustomize_files(
+    namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE, prometheus_url: str = ""
+) -> dict[str, str]:
     """The kustomize base: relative path -> file content."""
-    files = {m.path: HEADER + dump(m.objects) for m in manifests(namespace, image)}
+    files = {m.path: HEADER + dump(m.objects) for m in manifests(namespace, image, prometheus_url)}
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
@@ -252,10 +261,12 @@ def kustomize_files(namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMA
     return files
 
 
-def write(directory: Path, namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE) -> list[Path]:
+def write(
+    directory: Path, namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE, prometheus_url: str = ""
+) -> list[Path]:
     """Write the kustomize base into `directory`, removing YAML files a former version wrote there
     that this one no longer does (so the base never keeps a stale object)."""
-    files = kustomize_files(namespace, image)
+    files = kustomize_files(namespace, image, prometheus_url)
     written: list[Path] = []
     for rel, text in files.items():
         path = directory / rel
