@@ -296,7 +296,7 @@ class WinnerJudgement(Judgement):
         try:
             report = ab_report_by(winner_by, _variant("control", control), _variant("candidate", candidate))
         except ValueError as exc:
-            return "Error", f"{exc}; the local platform compares success-rate, error-rate and latency", None
+            return "Error", f"{exc}; an A/B winner is judged on success-rate, error-rate or latency", None
         if report.winner == "candidate":
             return "Successful", report.summary, "candidate"
         if report.winner == "control":
