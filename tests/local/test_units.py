@@ -211,6 +211,37 @@ def test_changes_become_events() -> None:
     assert transitions.changes(ro, new, new) == []
 
 
+def test_a_dynamic_canary_interval_is_a_weights_event_not_a_step() -> None:
+    ro = Rollout.model_validate(
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "process": {"command": ["x"]},
+                "strategy": {"canary": {"dynamic": {"interval": "5s"}}},
+            },
+        }
+    )
+    old = RolloutStatus.model_validate(
+        {
+            "phase": "Progressing",
+            "currentRevision": "b",
+            "stableRevision": "a",
+            "currentStepIndex": 1,
+            "weights": [{"revision": "a", "weight": 95}, {"revision": "b", "weight": 5}],
+        }
+    )
+    new = old.model_copy(
+        update={
+            "current_step_index": 2,
+            "weights": RolloutStatus.model_validate(
+                {"weights": [{"revision": "a", "weight": 90}, {"revision": "b", "weight": 10}]}
+            ).weights,
+        }
+    )
+    found = transitions.changes(ro, old, new)
+    assert [(k, r, m) for k, r, m in found] == [("Normal", "Weights", "a 90%, b 10%")]
+
+
 def test_proxy_metrics_are_merged_per_family_with_rollout_labels() -> None:
     text = (
         "# HELP rollwise_proxy_requests_total Answers.\n# TYPE rollwise_proxy_requests_total counter\n"

@@ -42,8 +42,10 @@ def changes(rollout: Rollout, old: RolloutStatus | None, new: RolloutStatus) -> 
         i = new.current_step_index
         if i < len(steps):
             out.append(("Normal", "Step", f"step {i + 1}/{len(steps)}: {describe(steps[i])}"))
-        else:
+        elif steps:
             out.append(("Normal", "Step", f"all {len(steps)} steps done: promoting"))
+        # Without steps (a dynamic canary counts its intervals in the step index) the Weights and
+        # completion events say what happened; "all 0 steps done" at every interval would not.
     if (new.weights or []) != (old.weights or []):
         out.append(("Normal", "Weights", weights_text(new)))
     if new.last_completion is not None and new.last_completion != old.last_completion:
