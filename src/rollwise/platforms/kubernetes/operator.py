@@ -31,6 +31,7 @@ from rollwise.platforms.kubernetes.connection import kopf_connection
 from rollwise.platforms.kubernetes.events import EventRecorder, EventType
 from rollwise.platforms.kubernetes.flagsets import FLAGSET_LABEL, FlagSetWriter
 from rollwise.platforms.kubernetes.flagsets import reference as flagset_reference
+from rollwise.platforms.kubernetes.gate import BACKGROUND, URGENT, Gate, Ticket
 from rollwise.platforms.kubernetes.histogram import Histogram
 from rollwise.platforms.kubernetes.lease import LeaderElector
 from rollwise.platforms.kubernetes.names import FIELD_MANAGER, GROUP, ROLLOUT_LABEL, VERSION
@@ -82,16 +83,25 @@ class Worker:
         self.wakeup = asyncio.Event()
         self.lock = asyncio.Lock()
         self.next_at = 0.0
+        self.resyncing = False  # the next timed look is the periodic resync
+        self.ticket: Ticket | None = None
         self.task = asyncio.create_task(self._loop(), name=f"rollwise-worker-{key[0]}-{key[1]}")
 
     def wake(self) -> None:
         self.wakeup.set()
+        if self.ticket is not None:
+            self.ticket.hurry()  # a resync waiting for its turn now carries an event
 
     async def stop(self) -> None:
         """After the reconcile in progress, if any: one cut short could leave a ReplicaSet scaled
         and the status not yet saying why."""
-        async with self.lock:
+        if self.ticket is not None and self.ticket.future is not None:
+            # Still waiting for its turn at the gate: nothing started, nothing to finish (thousands
+            # of queued resyncs must not hold a shutdown up).
             self.task.cancel()
+        else:
+            async with self.lock:
+                self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
 
@@ -102,9 +112,15 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await self.wakeup.wait()
+            background = self.resyncing and not self.wakeup.is_set()
             self.wakeup.clear()
             async with self.lock:
-                wait = await self.controller.reconcile(self.key)
+                self.ticket = self.controller.gate.ticket(BACKGROUND if background else URGENT)
+                try:
+                    wait = await self.controller.reconcile(self.key, self.ticket)
+                finally:
+                    self.ticket = None
+                self.resyncing = wait is not None and wait >= self.controller.settings.resync_seconds
                 if wait is None and not self.wakeup.is_set():
                     # Gone, and no event since (a Rollout created again under the same name would
                     # have set wakeup): no await between this check and leaving, so none is lost.
@@ -138,13 +154,13 @@ class Controller:
         self.completed = 0  # finished, successfully or not
         self.failures = 0
         self.durations = Histogram()  # seconds per reconcile, failed ones included
-        self.gate = asyncio.Semaphore(settings.concurrent_reconciles)
+        self.gate = Gate(settings.concurrent_reconciles)
         self.closed = False
 
-    async def reconcile(self, key: Key) -> float | None:
+    async def reconcile(self, key: Key, ticket: Ticket | None = None) -> float | None:
         """One reconcile; the seconds until the worker must look again (None: the Rollout is gone,
         the worker ends). The duration histogram counts from the gate on (not the wait for it)."""
-        async with self.gate:
+        async with self.gate.hold(ticket or self.gate.ticket()):
             return await self._reconcile(key)
 
     async def _reconcile(self, key: Key) -> float | None:
