@@ -319,7 +319,10 @@ async def main() -> None:
     ap.add_argument("--namespaces", type=int, default=10)
     ap.add_argument("--changes", type=int, default=200)
     ap.add_argument("--change-interval", type=float, default=0.1)
-    ap.add_argument("--history-limit", type=int, default=20_000)
+    # kopf ends each watch after 300 s and resumes from the last version it saw; a history shorter
+    # than that many writes makes the resume a 410 and a re-list of every object, which wakes every
+    # Rollout at once (as a compacted real API server would, but then it measures the re-list).
+    ap.add_argument("--history-limit", type=int, default=300_000, help="watch events kept")
     ap.add_argument("--crds", type=Path, required=True, help="folder with the upstream Istio CRDs")
     ap.add_argument("--healthy-timeout", type=float, default=3600)
     ap.add_argument("--route-timeout", type=float, default=120)
