@@ -279,3 +279,16 @@ def delete_rollouts(plane: Any) -> None:
     test under load does not share the cores with idle processes of the previous one."""
     for item in plane.call("GET", "/v1/rollouts")["items"]:
         plane.call("DELETE", f"/v1/rollouts/{item['name']}")
+
+
+def start(plane: Any, name: str, text: str) -> str:
+    """Apply `text` and wait until its rollout is Healthy; its stable revision."""
+    plane.apply(text)
+    return str(plane.wait(name, lambda s: s["phase"] == "Healthy", f"{name} v1 healthy")["stableRevision"])
+
+
+def assert_served_by_platform(samples: list[Sample], what: str) -> None:
+    """No request failed because of the platform, and the load really was at least 200 req/s."""
+    failures = LoadGenerator.platform_failures(samples)
+    assert not failures, f"{what}: {sum(failures.values())} of {len(samples)} requests failed: {failures}"
+    assert rate_of(samples) >= 200, f"{what}: only {rate_of(samples):.0f} requests/s"

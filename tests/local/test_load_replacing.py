@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.local import load_specs
-from tests.local.load import LoadGenerator, Sample, delete_rollouts, rate_of, settled
+from tests.local.load import LoadGenerator, Sample, assert_served_by_platform, delete_rollouts, rate_of, settled, start
 from tests.local.plane import Plane
 
 RATE = 250.0
@@ -34,19 +34,8 @@ def clean(plane: Plane) -> Iterator[None]:
     delete_rollouts(plane)
 
 
-def start(plane: Plane, name: str, text: str) -> str:
-    plane.apply(text)
-    return str(plane.wait(name, lambda s: s["phase"] == "Healthy", f"{name} v1 healthy")["stableRevision"])
-
-
 def healthy_on(revision: str) -> Callable[[dict[str, object]], bool]:
     return lambda s: s["phase"] == "Healthy" and s["stableRevision"] == revision and s["weights"] == {revision: 100}
-
-
-def assert_served_by_platform(samples: list[Sample], what: str) -> None:
-    failures = LoadGenerator.platform_failures(samples)
-    assert not failures, f"{what}: {sum(failures.values())} of {len(samples)} requests failed: {failures}"
-    assert rate_of(samples) >= 200, f"{what}: only {rate_of(samples):.0f} requests/s"
 
 
 def downtime(samples: list[Sample]) -> tuple[float, int]:

@@ -17,7 +17,16 @@ from typing import Any
 import pytest
 
 from tests.local import load_specs
-from tests.local.load import LoadGenerator, Sample, delete_rollouts, proxy_admin, rate_of, settled, share
+from tests.local.load import (
+    LoadGenerator,
+    assert_served_by_platform,
+    delete_rollouts,
+    proxy_admin,
+    rate_of,
+    settled,
+    share,
+    start,
+)
 from tests.local.plane import Plane
 from tests.procs import wait_for
 
@@ -39,17 +48,6 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
 def clean(plane: Plane) -> Iterator[None]:
     yield
     delete_rollouts(plane)
-
-
-def start(plane: Plane, name: str, text: str) -> str:
-    plane.apply(text)
-    return str(plane.wait(name, lambda s: s["phase"] == "Healthy", f"{name} v1 healthy")["stableRevision"])
-
-
-def assert_served_by_platform(samples: list[Sample], what: str) -> None:
-    failures = LoadGenerator.platform_failures(samples)
-    assert not failures, f"{what}: {sum(failures.values())} of {len(samples)} requests failed: {failures}"
-    assert rate_of(samples) >= 200, f"{what}: only {rate_of(samples):.0f} requests/s"
 
 
 def paused_with(weights: dict[str, int]) -> Any:
