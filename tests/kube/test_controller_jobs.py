@@ -39,12 +39,13 @@ COMPLETE = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"
 
 
 class JobDriver:
-    """The Job controller in miniature: every Job the controller creates is marked Complete, unless
-    the test holds them (then they run until deleted)."""
+    """The Job controller in miniature: every Job the controller creates gets `answer` as its status
+    (Complete unless told otherwise), unless the test holds them (then they run until deleted)."""
 
-    def __init__(self, api: ApiServer, client: AsyncClient) -> None:
+    def __init__(self, api: ApiServer, client: AsyncClient, answer: dict[str, Any] | None = None) -> None:
         self.api = api
         self.client = client
+        self.answer = answer or COMPLETE
         self.hold = False
         self.seen: set[str] = set()
         self._dirty = asyncio.Event()
@@ -75,7 +76,7 @@ class JobDriver:
                 if self.hold or (job.get("status") or {}).get("conditions"):
                     continue
                 await self.client.patch(
-                    Job.Status, name, {"status": COMPLETE}, namespace=NS, patch_type=PatchType.MERGE
+                    Job.Status, name, {"status": self.answer}, namespace=NS, patch_type=PatchType.MERGE
                 )
 
 

@@ -6,32 +6,26 @@ retries are used up."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from lightkube import AsyncClient
-from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Namespace
-from lightkube.types import PatchType
 
 from rollwise.testing.kubeapi import ApiServer
-from rollwise.testing.kubeapi.store import Event
 from tests.kube.controller_harness import (
     NS,
     ControllerThread,
     ReadinessDriver,
     events,
-    objects,
     replicasets,
     settle,
     status,
 )
 from tests.kube.test_controller import create, healthy, revision_of, service, set_image
-from tests.kube.test_controller_jobs import analysed, smoke_template
+from tests.kube.test_controller_jobs import JobDriver, analysed, smoke_template
 
 pytestmark = pytest.mark.asyncio
 
@@ -48,50 +42,13 @@ FAILED = {
 }
 
 
-class FailingJobs:
-    """Marks every Job without a condition as failed."""
-
-    def __init__(self, api: ApiServer, client: AsyncClient) -> None:
-        self.api = api
-        self.client = client
-        self.failed: list[str] = []
-        self._dirty = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> FailingJobs:
-        self.api.store.on_commit.append(self._on_commit)
-        self._task = asyncio.create_task(self._loop())
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        self.api.store.on_commit.remove(self._on_commit)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    def _on_commit(self, _: Event) -> None:
-        self._dirty.set()
-
-    async def _loop(self) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            for job in list(objects(self.api, "batch/v1", "Job")):
-                if (job.get("status") or {}).get("conditions"):
-                    continue
-                name = job["metadata"]["name"]
-                self.failed.append(name)
-                await self.client.patch(Job.Status, name, {"status": FAILED}, namespace=NS, patch_type=PatchType.MERGE)
-
-
 @pytest_asyncio.fixture
-async def failing(api: ApiServer, client: AsyncClient) -> AsyncIterator[FailingJobs]:
+async def failing(api: ApiServer, client: AsyncClient) -> AsyncIterator[JobDriver]:
     await client.get(Namespace, NS)
     await service(client, "web-stable")
     await service(client, "web-canary")
     controller = ControllerThread(api).start()
-    async with ReadinessDriver(api, client), FailingJobs(api, client) as driver:
+    async with ReadinessDriver(api, client), JobDriver(api, client, answer=FAILED) as driver:
         try:
             await controller.wait_started()
             yield driver
@@ -100,7 +57,7 @@ async def failing(api: ApiServer, client: AsyncClient) -> AsyncIterator[FailingJ
 
 
 async def test_a_failed_job_fails_the_analysis_step_and_aborts(
-    api: ApiServer, client: AsyncClient, failing: FailingJobs
+    api: ApiServer, client: AsyncClient, failing: JobDriver
 ) -> None:
     await smoke_template(client, "5m")
     doc: dict[str, Any] = analysed()
@@ -112,6 +69,6 @@ async def test_a_failed_job_fails_the_analysis_step_and_aborts(
     await settle(api, lambda: status(api, "web").get("phase") == "Aborted")
     await settle(api, lambda: replicasets(api, "web") == {v1: 4, v2: 0})
     assert status(api, "web")["abort"]["revision"] == v2
-    assert len(failing.failed) == 1
+    assert len(failing.seen) == 1
     failed = [e[2] for e in events(api, "web") if e[0] == "Warning" and e[1] == "AnalysisFailed"]
     assert failed and "BackoffLimitExceeded" in failed[0], failed
