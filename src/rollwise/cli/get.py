@@ -25,11 +25,17 @@ def get(
     if output == "json":
         typer.echo(json.dumps(doc, indent=2))
         return
-    s = doc["summary"]
-    lines = [
-        f"Name:       {s['name']}",
+    typer.echo(summary_text(doc["summary"]))
+
+
+def summary_text(s: dict[str, Any]) -> str:
+    """One rollout's summary as `get` prints it, on either platform (a cluster's has a namespace)."""
+    lines = [f"Name:       {s['name']}"]
+    if "namespace" in s:
+        lines.append(f"Namespace:  {s['namespace']}")
+    lines += [
         f"Strategy:   {s['strategy']}",
-        f"Phase:      {s['phase']}",
+        f"Phase:      {s['phase'] or 'Pending'}",
         f"Message:    {s['message'] or ''}",
         f"Step:       {step_text(s)}",
         f"Stable:     {s['stableRevision'] or '-'}",
@@ -39,7 +45,7 @@ def get(
     ]
     for listener, url in sorted((s.get("endpoints") or {}).items()):
         lines.append(f"Endpoint:   {listener} {url}")
-    typer.echo("\n".join(lines))
+    return "\n".join(lines)
 
 
 def list_rollouts(state_dir: StateDir = Path(DEFAULT_DIR), output: Output = "text") -> None:

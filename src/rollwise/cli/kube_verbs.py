@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rollwise.cli.errors import CliError
-from rollwise.cli.get import step_text, weights_text
+from rollwise.cli.get import step_text, summary_text, weights_text
 from rollwise.cli.platform import KubeTarget, cluster_option
 from rollwise.cli.status import DONE
 
@@ -79,22 +79,7 @@ def get(target: KubeTarget, name: str, output: str = "text") -> None:
     if output == "json":
         typer.echo(json.dumps(doc, indent=2))
         return
-    s = doc["summary"]
-    lines = [
-        f"Name:       {s['name']}",
-        f"Namespace:  {s['namespace']}",
-        f"Strategy:   {s['strategy']}",
-        f"Phase:      {s['phase'] or 'Pending'}",
-        f"Message:    {s['message'] or ''}",
-        f"Step:       {step_text(s)}",
-        f"Stable:     {s['stableRevision'] or '-'}",
-        f"Current:    {s['currentRevision'] or '-'}",
-        f"Traffic:    {weights_text(s)}",
-        f"Replicas:   {s['readyReplicas']} ready of {s['replicas']}",
-    ]
-    for listener, url in sorted((s.get("endpoints") or {}).items()):
-        lines.append(f"Endpoint:   {listener} {url}")
-    typer.echo("\n".join(lines))
+    typer.echo(summary_text(doc["summary"]))
 
 
 def list_rollouts(target: KubeTarget, output: str = "text", all_namespaces: bool = False) -> None:
