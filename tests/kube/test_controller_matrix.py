@@ -1,0 +1,408 @@
+"""The controller with the Gateway API and NGINX routers, strategy by strategy: canary abort, canary
+undo, A/B by header and by cookie, Gateway API shadow. After each step the exact routing objects
+(every HTTPRoute rule; the user's Ingress and the canary Ingress), the Service selectors and the
+ReplicaSets with their replica counts. The user's own HTTPRoute rules, filters and timeouts, and
+the user's Ingress, stay as written. Blue-green uses no router (it switches Service selectors;
+test_controller.py covers it).
+
+Each router is a `Router` below: how its objects are set up, read back whole, and what they must
+read for a given route table; the scenarios run once per router."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from lightkube import AsyncClient
+from lightkube.resources.core_v1 import Namespace
+from lightkube.resources.networking_v1 import Ingress
+
+from rollwise.testing.kubeapi import ApiServer
+from tests.kube.controller_harness import (
+    NS,
+    ControllerThread,
+    ReadinessDriver,
+    command,
+    events,
+    objects,
+    replicasets,
+    selector,
+    status,
+    weights,
+)
+from tests.kube.helpers import HTTPRoute, wait_until
+from tests.kube.router_checks import check_all_custom, check_builtin
+from tests.kube.test_controller import create, healthy, revision_of, service, set_image, spec, step
+
+pytestmark = pytest.mark.asyncio
+
+STABLE, CANARY = "web-stable", "web-canary"
+GATEWAY = "gateway.networking.k8s.io/v1"
+NGINX = "nginx.ingress.kubernetes.io"
+# The machine is shared and slow at times: a generous deadline, never a sleep.
+DEADLINE = 60
+
+
+async def until(api: ApiServer, predicate: Callable[[], Any]) -> Any:
+    return await wait_until(api, predicate, timeout=DEADLINE)
+
+
+# --- what a route table asks of the router, in test terms --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One match route: requests with header (or cookie) `name` equal to `value` go to `service`."""
+
+    name: str
+    service: str
+    kind: str  # "header" | "cookie"
+    key: str
+    value: str
+
+    def spec_match(self) -> dict[str, Any]:
+        key = "headers" if self.kind == "header" else "cookies"
+        return {key: [{"name": self.key, "exact": self.value}]}
+
+
+@dataclass(frozen=True)
+class Table:
+    """What the routing objects must say: the weighted split (Service -> weight, 0s left out), the
+    match routes in the order the controller ranks them, and a mirror (Service, percent)."""
+
+    split: tuple[tuple[str, int], ...]
+    rules: tuple[Rule, ...] = ()
+    mirror: tuple[str, int] | None = None
+
+
+STABLE_ONLY = Table(((STABLE, 100),))
+
+
+def split(canary: int, *rules: Rule) -> Table:
+    return Table(((STABLE, 100 - canary), (CANARY, canary)), rules)
+
+
+# --- the routers -----------------------------------------------------------------------------------------
+
+
+class Router:
+    key: str
+    routing: dict[str, Any]
+
+    async def install(self, api: ApiServer, client: AsyncClient) -> None:
+        raise NotImplementedError
+
+    def read(self, api: ApiServer) -> Any:
+        """The routing objects as stored, whole (what a user would see with kubectl get -o yaml)."""
+        raise NotImplementedError
+
+    def expected(self, table: Table) -> Any:
+        """What `read` must return when the objects route as `table` says."""
+        raise NotImplementedError
+
+    def routes(self, api: ApiServer, table: Table) -> bool:
+        return bool(self.read(api) == self.expected(table))
+
+    def check_written(self, api: ApiServer, shared: Path) -> None:
+        """Every object the controller wrote is valid against its schema."""
+        raise NotImplementedError
+
+
+class GatewayAPI(Router):
+    """An HTTPRoute with a rule of the user's own (to an admin Service) before the managed rule,
+    whose filter and timeouts the copies keep."""
+
+    key = "gatewayAPI"
+    routing = {"gatewayAPI": {"httpRoute": "web"}}
+    ADMIN = {
+        "matches": [{"path": {"type": "PathPrefix", "value": "/admin"}}],
+        "filters": [
+            {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-admin", "value": "1"}]}}
+        ],
+        "backendRefs": [{"name": "admin", "port": 8081}],
+    }
+    MANAGED = {
+        "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+        "filters": [
+            {"type": "RequestHeaderModifier", "requestHeaderModifier": {"add": [{"name": "x-via", "value": "gw"}]}}
+        ],
+        "timeouts": {"request": "10s"},
+        "backendRefs": [{"name": STABLE, "port": 80, "weight": 100}, {"name": CANARY, "port": 80, "weight": 0}],
+    }
+
+    def __init__(self) -> None:
+        self.initial: dict[str, Any] = {}
+
+    async def install(self, api: ApiServer, client: AsyncClient) -> None:
+        body = {
+            "apiVersion": GATEWAY,
+            "kind": "HTTPRoute",
+            "metadata": {"name": "web", "namespace": NS, "labels": {"team": "web"}},
+            "spec": {
+                "parentRefs": [{"name": "gw"}],
+                "hostnames": ["web.example.com"],
+                "rules": [self.ADMIN, self.MANAGED],
+            },
+        }
+        await client.create(HTTPRoute.from_dict(copy.deepcopy(body)))
+        stored = api.get_object(GATEWAY, "HTTPRoute", NS, "web")
+        assert stored is not None
+        # The user's rules as the server stored them (with the schema's defaults filled in).
+        self.initial = copy.deepcopy(stored["spec"])
+
+    def read(self, api: ApiServer) -> Any:
+        route = api.get_object(GATEWAY, "HTTPRoute", NS, "web")
+        assert route is not None
+        assert route["metadata"]["labels"] == {"team": "web"}
+        return route["spec"]
+
+    def expected(self, table: Table) -> Any:
+        admin, managed = copy.deepcopy(self.initial["rules"])
+        base_matches = managed["matches"]
+        user_filters = managed["filters"]
+        managed["backendRefs"] = [_ref(svc, w) for svc, w in table.split if w > 0]
+        if table.mirror is not None:
+            svc, percent = table.mirror
+            mirror = {"type": "RequestMirror", "requestMirror": {"backendRef": _ref(svc, None), "percent": percent}}
+            managed["filters"] = [*user_filters, mirror]
+        copies = []
+        for rule in table.rules:
+            if rule.kind == "header":
+                cond = {"type": "Exact", "name": rule.key, "value": rule.value}
+            else:
+                pattern = rf"^(?:.*;\s*)?{rule.key}={rule.value}(?:;.*)?$"
+                cond = {"type": "RegularExpression", "name": "Cookie", "value": pattern}
+            c = copy.deepcopy(managed)
+            c["name"] = f"rollwise-{rule.name}"
+            c["matches"] = [{**m, "headers": [*m.get("headers", []), cond]} for m in base_matches]
+            c["backendRefs"] = [_ref(rule.service, 100)]
+            c["filters"] = user_filters
+            copies.append(c)
+        return {**self.initial, "rules": [admin, *copies, managed]}
+
+    def check_written(self, api: ApiServer, shared: Path) -> None:
+        assert check_all_custom(api, shared, "httproutes") >= 2
+
+
+def _ref(service: str, weight: int | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"group": "", "kind": "Service", "name": service, "port": 80}
+    if weight is not None:
+        out["weight"] = weight
+    return out
+
+
+class NginxIngress(Router):
+    """The user's Ingress (two hosts; one path to another Service, which the canary Ingress leaves
+    out) and the canary Ingress the controller writes beside it."""
+
+    key = "nginx"
+    routing = {"nginx": {"ingress": "web"}}
+    USER = {
+        "ingressClassName": "nginx",
+        "rules": [
+            {
+                "host": "web.example.com",
+                "http": {
+                    "paths": [
+                        {
+                            "path": "/",
+                            "pathType": "Prefix",
+                            "backend": {"service": {"name": STABLE, "port": {"number": 80}}},
+                        },
+                        {
+                            "path": "/admin",
+                            "pathType": "Prefix",
+                            "backend": {"service": {"name": "admin", "port": {"number": 8081}}},
+                        },
+                    ]
+                },
+            }
+        ],
+    }
+    USER_ANNOTATIONS = {f"{NGINX}/proxy-body-size": "8m"}
+
+    async def install(self, api: ApiServer, client: AsyncClient) -> None:
+        body = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": "web", "namespace": NS, "annotations": self.USER_ANNOTATIONS},
+            "spec": self.USER,
+        }
+        await client.create(Ingress.from_dict(copy.deepcopy(body)))
+
+    def read(self, api: ApiServer) -> Any:
+        out = {}
+        for ing in objects(api, "networking.k8s.io/v1", "Ingress"):
+            meta = ing["metadata"]
+            owners = [(o["kind"], o["name"], o.get("controller")) for o in meta.get("ownerReferences") or []]
+            out[meta["name"]] = {
+                "labels": meta.get("labels"),
+                "annotations": meta.get("annotations"),
+                "owners": owners,
+                "spec": ing["spec"],
+            }
+        return out
+
+    def expected(self, table: Table) -> Any:
+        user = {"labels": None, "annotations": self.USER_ANNOTATIONS, "owners": [], "spec": self.USER}
+        out: dict[str, Any] = {"web": user}
+        assert table.mirror is None, "the nginx router cannot mirror"
+        assert len(table.rules) <= 1, "the nginx router holds one match route"
+        canary = dict(table.split).get(CANARY, 0)
+        if canary == 0 and not table.rules:
+            return out  # nothing goes to the canary: no canary Ingress at all
+        annotations = {f"{NGINX}/canary": "true", f"{NGINX}/canary-weight": str(canary)}
+        for rule in table.rules:
+            assert rule.service == CANARY, "the nginx router sends matched requests to the canary only"
+            if rule.kind == "header":
+                annotations[f"{NGINX}/canary-by-header"] = rule.key
+                annotations[f"{NGINX}/canary-by-header-value"] = rule.value
+            else:
+                assert rule.value == "always"
+                annotations[f"{NGINX}/canary-by-cookie"] = rule.key
+        path = {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": CANARY, "port": {"number": 80}}}}
+        out["web-canary"] = {
+            "labels": {"rollwise.dev/rollout": "web"},
+            "annotations": annotations,
+            "owners": [("Rollout", "web", True)],
+            "spec": {"ingressClassName": "nginx", "rules": [{"host": "web.example.com", "http": {"paths": [path]}}]},
+        }
+        return out
+
+    def check_written(self, api: ApiServer, shared: Path) -> None:
+        for obj in objects(api, "networking.k8s.io/v1", "Ingress"):
+            check_builtin({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", **obj})
+
+
+ROUTERS = [pytest.param(GatewayAPI, id="gatewayAPI"), pytest.param(NginxIngress, id="nginx")]
+
+
+@pytest_asyncio.fixture
+async def running(
+    api: ApiServer, client: AsyncClient, shared_crds: Path
+) -> AsyncIterator[tuple[ControllerThread, ReadinessDriver]]:
+    await client.get(Namespace, NS)
+    await service(client, STABLE)
+    await service(client, CANARY)
+    controller = ControllerThread(api).start()
+    async with ReadinessDriver(api, client) as driver:
+        try:
+            await controller.wait_started()
+            yield controller, driver
+        finally:
+            await controller.stop()
+
+
+def selectors(api: ApiServer) -> tuple[str | None, str | None]:
+    return selector(api, STABLE), selector(api, CANARY)
+
+
+def no_router_failures(api: ApiServer) -> None:
+    failed = [e for e in events(api, "web") if e[1] == "RouterFailed"]
+    assert not failed, failed
+
+
+def canary(steps: list[dict[str, Any]], router: Router) -> dict[str, Any]:
+    return {
+        "canary": {
+            "stableService": STABLE,
+            "canaryService": CANARY,
+            "trafficRouting": router.routing,
+            "steps": steps,
+        }
+    }
+
+
+async def start(
+    api: ApiServer, client: AsyncClient, router: Router, strategy: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """The router's objects, then the Rollout at its first revision, healthy and routing to stable."""
+    await router.install(api, client)
+    doc = spec(strategy)
+    v1 = revision_of(doc)
+    await create(client, "web", doc)
+    await until(api, lambda: healthy(api, "web", v1))
+    await until(api, lambda: router.routes(api, STABLE_ONLY))
+    assert replicasets(api, "web") == {v1: 4}
+    assert selectors(api) == (v1, v1)
+    return doc, v1
+
+
+# --- canary ------------------------------------------------------------------------------------------------
+
+TESTERS = Rule("testers", CANARY, "header", "x-canary", "always")
+
+
+@pytest.mark.parametrize("router_type", ROUTERS)
+async def test_canary_abort_takes_traffic_back_at_once(
+    api: ApiServer,
+    client: AsyncClient,
+    running: tuple[ControllerThread, ReadinessDriver],
+    shared_crds: Path,
+    router_type: type[Router],
+) -> None:
+    router = router_type()
+    steps = [
+        {"setHeaderRoute": {"name": "testers", "match": [TESTERS.spec_match()]}},
+        {"setWeight": 50},
+        {"pause": {}},
+    ]
+    doc, v1 = await start(api, client, router, canary(steps, router))
+    doc2 = await set_image(client, "web", doc, "example/app:2.0")
+    v2 = revision_of(doc2)
+
+    await until(api, lambda: step(api, "web") == 2 and weights(api, "web") == {v1: 50, v2: 50})
+    await until(api, lambda: router.routes(api, split(50, TESTERS)))
+    assert router.read(api) == router.expected(split(50, TESTERS))
+    assert replicasets(api, "web") == {v1: 4, v2: 2}
+    assert selectors(api) == (v1, v2)
+
+    await command(client, "web", "abort")
+    await until(api, lambda: status(api, "web").get("phase") == "Aborted")
+    await until(api, lambda: replicasets(api, "web") == {v1: 4, v2: 0})
+    await until(api, lambda: router.routes(api, STABLE_ONLY))
+    assert router.read(api) == router.expected(STABLE_ONLY)
+    assert selectors(api) == (v1, v1)
+    assert status(api, "web")["stableRevision"] == v1
+    no_router_failures(api)
+    router.check_written(api, shared_crds)
+
+
+@pytest.mark.parametrize("router_type", ROUTERS)
+async def test_canary_promote_then_undo_is_fast_tracked(
+    api: ApiServer,
+    client: AsyncClient,
+    running: tuple[ControllerThread, ReadinessDriver],
+    shared_crds: Path,
+    router_type: type[Router],
+) -> None:
+    router = router_type()
+    steps = [{"setWeight": 30}, {"pause": {}}]
+    doc, v1 = await start(api, client, router, canary(steps, router))
+    doc2 = await set_image(client, "web", doc, "example/app:2.0")
+    v2 = revision_of(doc2)
+
+    await until(api, lambda: step(api, "web") == 1 and weights(api, "web") == {v1: 70, v2: 30})
+    await until(api, lambda: router.routes(api, split(30)))
+    assert replicasets(api, "web") == {v1: 4, v2: 2}
+    assert selectors(api) == (v1, v2)
+
+    await command(client, "web", "promote")
+    await until(api, lambda: healthy(api, "web", v2))
+    await until(api, lambda: selector(api, STABLE) == v2 and router.routes(api, STABLE_ONLY))
+    # The old stable stays up for its scale-down delay, so that an undo is instant.
+    assert replicasets(api, "web") == {v1: 4, v2: 4}
+
+    await command(client, "web", "undo")
+    await until(api, lambda: healthy(api, "web", v1) and selector(api, STABLE) == v1)
+    assert status(api, "web")["lastCompletion"]["result"] == "fastTracked"
+    await until(api, lambda: router.routes(api, STABLE_ONLY))
+    assert router.read(api) == router.expected(STABLE_ONLY)
+    assert replicasets(api, "web")[v1] == 4
+    no_router_failures(api)
+    router.check_written(api, shared_crds)
