@@ -18,10 +18,14 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import yaml
 from lightkube import AsyncClient
 from lightkube.resources.core_v1 import Namespace
 from lightkube.resources.networking_v1 import Ingress
+from lightkube.types import PatchType
 
+from rollwise.lint import lint_paths
+from rollwise.platforms.kubernetes.names import Rollout
 from rollwise.testing.kubeapi import ApiServer
 from tests.kube.controller_harness import (
     NS,
@@ -406,3 +410,190 @@ async def test_canary_promote_then_undo_is_fast_tracked(
     assert replicasets(api, "web")[v1] == 4
     no_router_failures(api)
     router.check_written(api, shared_crds)
+
+
+# --- A/B test ----------------------------------------------------------------------------------------------
+
+
+def ab_strategy(router: Router, control: Rule | None, candidate: Rule) -> dict[str, Any]:
+    variants: list[dict[str, Any]] = [{"name": "a", "role": "control"}, {"name": "b", "role": "candidate"}]
+    if control is not None:
+        variants[0]["match"] = [control.spec_match()]
+    variants[1]["match"] = [candidate.spec_match()]
+    return {
+        "abTest": {
+            "variants": variants,
+            "duration": "1h",
+            "stableService": STABLE,
+            "canaryService": CANARY,
+            "trafficRouting": router.routing,
+        }
+    }
+
+
+# Per router and match kind: the control's rule (None: the control gets every request the
+# candidate's rule does not take, the only way the nginx router can split) and the candidate's;
+# then how the test ends.
+AB_CASES = [
+    pytest.param(
+        GatewayAPI,
+        Rule("variant-a", STABLE, "header", "x-variant", "a"),
+        Rule("variant-b", CANARY, "header", "x-variant", "b"),
+        "abort",
+        id="gatewayAPI-header-abort",
+    ),
+    pytest.param(
+        GatewayAPI,
+        Rule("variant-a", STABLE, "cookie", "variant", "a"),
+        Rule("variant-b", CANARY, "cookie", "variant", "b"),
+        "promote",
+        id="gatewayAPI-cookie-promote",
+    ),
+    pytest.param(
+        NginxIngress, None, Rule("variant-b", CANARY, "header", "x-variant", "b"), "abort", id="nginx-header-abort"
+    ),
+    pytest.param(
+        NginxIngress, None, Rule("variant-b", CANARY, "cookie", "beta", "always"), "promote", id="nginx-cookie-promote"
+    ),
+]
+
+
+@pytest.mark.parametrize(("router_type", "control", "candidate", "end"), AB_CASES)
+async def test_ab_test_routes_variants_by_match_then_ends(
+    api: ApiServer,
+    client: AsyncClient,
+    running: tuple[ControllerThread, ReadinessDriver],
+    shared_crds: Path,
+    router_type: type[Router],
+    control: Rule | None,
+    candidate: Rule,
+    end: str,
+) -> None:
+    router = router_type()
+    doc, v1 = await start(api, client, router, ab_strategy(router, control, candidate))
+    doc2 = await set_image(client, "web", doc, "example/app:2.0")
+    v2 = revision_of(doc2)
+
+    # Control's rule first: a request both claim stays on what users already know.
+    experiment = Table(STABLE_ONLY.split, tuple(r for r in (control, candidate) if r is not None))
+    await until(api, lambda: status(api, "web").get("stage") == "experiment")
+    await until(api, lambda: router.routes(api, experiment))
+    # A candidate chosen by match rules gets every replica: nobody knows how much its rules select.
+    assert replicasets(api, "web") == {v1: 4, v2: 4}
+    assert selectors(api) == (v1, v2)
+
+    await command(client, "web", end)
+    if end == "abort":
+        await until(api, lambda: status(api, "web").get("phase") == "Aborted")
+        await until(api, lambda: replicasets(api, "web") == {v1: 4, v2: 0})
+        await until(api, lambda: router.routes(api, STABLE_ONLY))
+        assert selectors(api) == (v1, v1)
+    else:
+        await until(api, lambda: healthy(api, "web", v2))
+        await until(api, lambda: router.routes(api, STABLE_ONLY) and selector(api, STABLE) == v2)
+        assert replicasets(api, "web") == {v1: 4, v2: 4}  # the control stays up for its scale-down delay
+    assert router.read(api) == router.expected(STABLE_ONLY)
+    no_router_failures(api)
+    router.check_written(api, shared_crds)
+
+
+# --- shadow (Gateway API only: the nginx router cannot mirror, a lint error) ---------------------------------
+
+
+async def test_gateway_api_shadow_mirrors_a_percent_then_promotes_by_steps(
+    api: ApiServer, client: AsyncClient, running: tuple[ControllerThread, ReadinessDriver], shared_crds: Path
+) -> None:
+    router = GatewayAPI()
+    strategy = {
+        "shadow": {
+            "mirrorPercent": 50,
+            "duration": "1h",
+            "stableService": STABLE,
+            "canaryService": CANARY,
+            "trafficRouting": router.routing,
+            "promotion": {"steps": [{"setWeight": 40}, {"pause": {}}]},
+        }
+    }
+    doc, v1 = await start(api, client, router, strategy)
+    doc2 = await set_image(client, "web", doc, "example/app:2.0")
+    v2 = revision_of(doc2)
+
+    mirroring = Table(STABLE_ONLY.split, mirror=(CANARY, 50))
+    await until(api, lambda: status(api, "web").get("stage") == "mirroring")
+    await until(api, lambda: router.routes(api, mirroring))
+    # ceil(4 x 50%) shadow replicas; users all on stable, half the requests copied to the shadow.
+    assert replicasets(api, "web") == {v1: 4, v2: 2}
+    assert selectors(api) == (v1, v2)
+
+    await command(client, "web", "promote")  # ends the shadow phase: the promotion steps follow
+    await until(api, lambda: weights(api, "web") == {v1: 60, v2: 40})
+    await until(api, lambda: router.routes(api, split(40)))
+    assert router.read(api) == router.expected(split(40))
+    assert replicasets(api, "web") == {v1: 4, v2: 2}
+
+    await command(client, "web", "promote")
+    await until(api, lambda: healthy(api, "web", v2))
+    await until(api, lambda: router.routes(api, STABLE_ONLY) and selector(api, STABLE) == v2)
+    assert router.read(api) == router.expected(STABLE_ONLY)
+    assert replicasets(api, "web") == {v1: 4, v2: 4}
+    no_router_failures(api)
+    router.check_written(api, shared_crds)
+
+
+# --- what a router cannot do: a lint error, and a paused rollout if it is applied anyway ---------------------
+
+
+def lint_problems(tmp_path: Path, doc: dict[str, Any]) -> list[str]:
+    path = tmp_path / "web.yaml"
+    rollout = {"apiVersion": "rollwise.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"}, "spec": doc}
+    path.write_text(yaml.safe_dump(rollout, sort_keys=False))
+    return [f"{p.path}: {p.message}" for p in lint_paths([path]).errors]
+
+
+async def test_nginx_ab_test_with_a_control_match_is_a_lint_error_and_pauses_when_applied(
+    api: ApiServer,
+    client: AsyncClient,
+    running: tuple[ControllerThread, ReadinessDriver],
+    tmp_path: Path,
+) -> None:
+    """ingress-nginx sends matched requests to the canary Service only: a control with match rules
+    cannot be routed. Lint says so; a spec applied without lint pauses at the router, touching
+    nothing, and continues once the control's rules are gone and the rollout is resumed."""
+    router = NginxIngress()
+    control = Rule("variant-a", STABLE, "header", "x-variant", "a")
+    candidate = Rule("variant-b", CANARY, "header", "x-variant", "b")
+    strategy = ab_strategy(router, control, candidate)
+    problems = lint_problems(tmp_path, spec(strategy))
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("spec.strategy.abTest.variants[0].match: the nginx router cannot send matched")
+    assert problems[0].endswith("routers that can: istio, gatewayAPI, local")
+
+    doc, v1 = await start(api, client, router, strategy)
+    doc2 = await set_image(client, "web", doc, "example/app:2.0")
+    v2 = revision_of(doc2)
+
+    def router_paused() -> bool:
+        s = status(api, "web")
+        routed = {c["type"]: c for c in s.get("conditions") or []}.get("TrafficRouted") or {}
+        return s.get("phase") == "Paused" and routed.get("status") == "False"
+
+    await until(api, router_paused)
+    failed = [e for e in events(api, "web") if e[1] == "RouterFailed"]
+    assert failed == [
+        (
+            "Warning",
+            "RouterFailed",
+            "nginx: the nginx router holds one match route at a time, the table has variant-a, variant-b",
+        )
+    ]
+    assert router.read(api) == router.expected(STABLE_ONLY)  # nothing written
+    assert selector(api, STABLE) == v1
+
+    fixed = ab_strategy(router, None, candidate)
+    assert lint_problems(tmp_path, spec(fixed)) == []
+    await client.patch(Rollout, "web", {"spec": {"strategy": fixed}}, namespace=NS, patch_type=PatchType.MERGE)
+    await command(client, "web", "resume")
+    await until(api, lambda: status(api, "web").get("phase") != "Paused")
+    await until(api, lambda: router.routes(api, Table(STABLE_ONLY.split, (candidate,))))
+    assert replicasets(api, "web") == {v1: 4, v2: 4}
+    assert selectors(api) == (v1, v2)
