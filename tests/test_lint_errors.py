@@ -31,6 +31,14 @@ CASES: dict[str, list[str]] = {
             "both, or it would receive no traffic"
         ),
     ],
+    "abtest_control_match_nginx": [
+        (
+            "28:11 spec.strategy.abTest.variants[0].match: the nginx router cannot send matched requests to "
+            "the control (it sends them to the canary Service only); the control already receives every "
+            "request the candidate's rules do not take: remove this match; routers that can: istio, "
+            "gatewayAPI, local"
+        ),
+    ],
     "abtest_control_weight": [
         (
             "16:11 spec.strategy.abTest.variants[0].weight: the control receives every user not sent to "

@@ -263,6 +263,16 @@ def _ab_test(c: Checker, ab: ABTestStrategy, p: FieldPath, ro: Rollout, t: Templ
     for i, v in enumerate(ab.variants):
         vp = (*p, "variants", i)
         check_matches(c, routing, v.match, (*vp, "match"))
+        if v.role == "control" and v.match and not routing.can("matchToStable"):
+            c.error(
+                (*vp, "match"),
+                cannot(
+                    routing.router,
+                    "send matched requests to the control (it sends them to the canary Service only); the "
+                    "control already receives every request the candidate's rules do not take: remove this match",
+                    "matchToStable",
+                ),
+            )
         if v.role == "control" and v.weight is not None:
             c.error(
                 (*vp, "weight"),

@@ -26,6 +26,7 @@ Capability = Literal[
     "mirror",
     "mirrorCompare",
     "stickyWeight",
+    "matchToStable",
 ]
 
 ALL: frozenset[Capability] = frozenset(Capability.__args__)  # type: ignore[attr-defined]
@@ -39,7 +40,9 @@ ROUTER_CAPABILITIES: dict[str, frozenset[Capability]] = {
     # a cookie is a RegularExpression on the Cookie header; RequestMirror carries a percent.
     "gatewayAPI": ALL - {"stickyWeight", "mirrorCompare", "headerPrefix", "queryPrefix", "cookiePrefix"},
     # ingress-nginx canary annotations: one header (exact value or pattern) or one cookie whose
-    # value is "always", plus a weight. No query matching, no mirroring with a percent.
+    # value is "always", plus a weight. No query matching, no mirroring with a percent. The
+    # annotations sit on the canary Ingress, so matched requests can only go to the canary Service
+    # (an A/B control cannot have match rules: `matchToStable`).
     "nginx": frozenset({"weight", "headerExact", "headerRegex", "cookieExact"}),
     "local": ALL,
 }
