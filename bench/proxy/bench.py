@@ -114,10 +114,12 @@ http {{
 
 
 class Proc:
-    def __init__(self, name: str, argv: list[str], core: str, log: Path) -> None:
+    def __init__(self, name: str, argv: list[str], core: str, log: Path, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.log = log.open("wb")
-        self.popen = subprocess.Popen(["taskset", "-c", core, *argv], stdout=self.log, stderr=subprocess.STDOUT)
+        self.popen = subprocess.Popen(
+            ["taskset", "-c", core, *argv], stdout=self.log, stderr=subprocess.STDOUT, env=env
+        )
 
     def pids(self) -> list[int]:
         return [self.popen.pid, *children(self.popen.pid)]
@@ -280,6 +282,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="measured runs per proxy and connection count")
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--floor", action="store_true", help="also measure the feature-less floor proxy")
+    ap.add_argument(
+        "--interpreted",
+        action="store_true",
+        help="also measure Rollwise's proxy on its interpreted build (ROLLWISE_PROXY_PURE=1)",
+    )
     ap.add_argument("--rate", type=int, default=8000, help="fixed-rate phase (hey, 50 connections); 0 skips it")
     ap.add_argument("--connections", default="50,200")
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -300,7 +307,7 @@ def main() -> None:
     info = machine()
     info["request_headers"] = str(args.headers)
     work = Path(tempfile.mkdtemp(prefix="rollwise-bench-"))
-    stable, canary, ours_port, nginx_port, floor_port = (free_port() for _ in range(5))
+    stable, canary, ours_port, nginx_port, floor_port, py_port = (free_port() for _ in range(6))
     routes = {
         "upstreams": {"stable": [f"127.0.0.1:{stable}"], "canary": [f"127.0.0.1:{canary}"]},
         "weights": {"stable": 90, "canary": 10},
@@ -316,15 +323,25 @@ def main() -> None:
         ngx = nginx("nginx-proxy", conf, work, PROXY_CORE)
         procs.append(ngx)
         env_py = str(ROOT / ".venv/bin/python") if (ROOT / ".venv/bin/python").exists() else sys.executable
-        listen = f"127.0.0.1:{ours_port}"
+        ours_argv = [env_py, "-m", "rollwise.platforms.local.proxy", "--routes", str(work / "routes.json"), "--listen"]
         ours = Proc(
             "rollwise-proxy",
-            [env_py, "-m", "rollwise.platforms.local.proxy", "--routes", str(work / "routes.json"), "--listen", listen],
+            [*ours_argv, f"127.0.0.1:{ours_port}"],
             PROXY_CORE,
             work / "ours.log",
         )
         procs.append(ours)
         contenders = [("rollwise", ours, ours_port), ("nginx", ngx, nginx_port)]
+        if args.interpreted:
+            interp = Proc(
+                "rollwise-py",
+                [*ours_argv, f"127.0.0.1:{py_port}"],
+                PROXY_CORE,
+                work / "ours-py.log",
+                env={**os.environ, "ROLLWISE_PROXY_PURE": "1"},
+            )
+            procs.append(interp)
+            contenders.append(("rollwise-py", interp, py_port))
         if args.floor:
             floor = Proc(
                 "floor",
@@ -336,6 +353,8 @@ def main() -> None:
             contenders.append(("floor", floor, floor_port))
         for _, _, port in contenders:
             wait_port(port)
+        # The proxy's first line says which build serves: native (compiled hot path) or python.
+        info["rollwise_build"] = (work / "ours.log").read_text().splitlines()[0].removeprefix("rollwise proxy: ")
 
         checks = {"rollwise": split_check(ours_port), "nginx": split_check(nginx_port)}
         results: dict[str, dict[str, Any]] = {}
@@ -364,6 +383,7 @@ def main() -> None:
     lines = [
         f"machine: {info['cpu']}, Linux {info['kernel']}, Python {info['python']}, nginx {info['nginx']}",
         f"load average before/after: {info['loadavg_before']} / {info['loadavg_after']}",
+        f"rollwise proxy: {info['rollwise_build']}",
         f"split check (2,000 requests, one keep-alive connection): {json.dumps(checks)}",
         "",
         f"{args.rounds} interleaved rounds of {args.duration:g} s per proxy and connection count, "
@@ -393,6 +413,9 @@ def main() -> None:
             f"{label}: CPU/request ours/nginx = {ratio:.2f} (goal <= 1.2: {verdict}); "
             f"p50 {ours_r['p50_ms'] / ngx_r['p50_ms']:.2f}x, p99 {ours_r['p99_ms'] / ngx_r['p99_ms']:.2f}x"
         )
+        if f"rollwise-py@{c}" in results:
+            py_ratio = results[f"rollwise-py@{c}"]["cpu_us_per_request"] / ngx_r["cpu_us_per_request"]
+            lines.append(f"{label}: CPU/request interpreted build/nginx = {py_ratio:.2f}")
     print("\n".join(lines))
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "checks": checks, "results": results}, indent=2))

@@ -19,6 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
+from rollwise.platforms.local.proxy import native
 from rollwise.platforms.local.proxy.routes import RouteTable, RouteTableError
 from rollwise.platforms.local.proxy.server import ProxyServer
 from rollwise.platforms.local.proxy.settings import ProxySettings
@@ -56,6 +57,8 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     token = args.admin_token_file.read_text().strip() if args.admin_token_file else None
     table = RouteTable.from_dict(json.loads(args.routes.read_text())) if args.routes else None
+    build, reason = native.ACTIVE
+    print(f"rollwise proxy: {build} build" + (f" ({reason})" if reason else ""), file=sys.stderr, flush=True)
     server = ProxyServer(settings, admin_token=token)
     await server.start(args.listen[0], args.listen[1], args.admin[0], args.admin[1], table=table)
     # Everything built so far lives as long as the process: keep the collector from walking it

@@ -438,7 +438,7 @@ class ClientConnection(asyncio.Protocol):
         if set_cookie:
             ex.set_cookie = True
         if expect is not None:
-            ex.expect = True
+            ex.expect = ex.rare = True
         if mirror is not None:
             ex.mirror = mirror
         self._enqueue(ex)
@@ -586,11 +586,12 @@ class ClientConnection(asyncio.Protocol):
 class Exchange:
     """One request and its answer. Also the `Sink` its upstream connection reports to.
 
-    The fields every request sets are slots; the many rarely-set flags are class-level defaults,
-    stored in the instance's __dict__ only when set, so creating an exchange builds no dict."""
+    Every field is a slot (no per-exchange dict, and the native build compiles it to a C struct).
+    `rare` says whether any of the rarely-set flags (expect, retried, replayed, error, rechunk,
+    until_close, dechunker) was set: a connection reuses an exchange for its next request only
+    when none was, so a reused exchange resets only what every request sets."""
 
     __slots__ = (
-        "__dict__",
         "backend",
         "buf",
         "canned_answer",
@@ -599,27 +600,27 @@ class Exchange:
         "close_after",
         "conn",
         "connecting",
+        "dechunker",
+        "error",
+        "expect",
         "finished_",
         "http11",
         "is_head",
         "mirror",
         "out",
+        "rare",
+        "rechunk",
         "replay",
+        "replayed",
         "req_done",
         "resp_done",
         "resp_started",
+        "retried",
         "set_cookie",
         "start",
         "status",
+        "until_close",
     )
-
-    expect = False
-    rechunk = False
-    until_close = False
-    retried = False
-    replayed = False
-    error = False
-    dechunker: Dechunker | None = None
 
     def __init__(
         self,
@@ -653,6 +654,14 @@ class Exchange:
         self.set_cookie = False
         self.mirror: MirrorCopy | None = None
         self.canned_answer: bytes | None = None
+        self.rare = False
+        self.expect = False
+        self.rechunk = False
+        self.until_close = False
+        self.retried = False
+        self.replayed = False
+        self.error = False
+        self.dechunker: Dechunker | None = None
 
     @property
     def timeout(self) -> float:
@@ -811,7 +820,7 @@ class Exchange:
                     backend = self.reroute()
                 alt = backend.pick(now, exclude=pool)
                 if alt is not None:
-                    self.retried = True
+                    self.retried = self.rare = True
                     backend.stats.retries += 1
                     self._start(fresh=False, pool=alt)
                     return
@@ -891,7 +900,7 @@ class Exchange:
             stats.latency_sum += elapsed
             if client.active is self and not client.waiting:
                 client.active = None  # ClientConnection.finished's usual case, inlined
-                if not self.__dict__:
+                if not self.rare:
                     # No rare field was set (retried, expect, ...; and connecting, set_cookie,
                     # mirror and canned_answer are unset on this path): the next request on this
                     # connection reuses this exchange. Nothing refers to it any more: its
@@ -915,14 +924,14 @@ class Exchange:
                     # An HTTP/1.0 client cannot read chunks: decode, and end the body by closing.
                     out[0] = _strip_lines(head, lower, (b"\r\ntransfer-encoding:",))[0]
                     self.dechunker = Dechunker()
+                    self.rare = True
                     self.close_after = True
             elif self.http11:
                 # The upstream ends the body by closing; the client gets chunks and keeps its connection.
-                self.until_close = True
-                self.rechunk = True
+                self.until_close = self.rechunk = self.rare = True
                 out.append(b"transfer-encoding: chunked\r\n")
             else:
-                self.until_close = True
+                self.until_close = self.rare = True
                 self.close_after = True
         if self.close_after:
             out.append(b"connection: close\r\n")
@@ -989,7 +998,7 @@ class Exchange:
             return
         if replayable and self.replay is not None and not self.replayed and not self.resp_started:
             # A pooled connection the upstream had closed while idle: send again, on a new one.
-            self.replayed = True
+            self.replayed = self.rare = True
             self.buf = [self.replay]
             self._start(fresh=True)
             return
@@ -1007,7 +1016,7 @@ class Exchange:
         backend = self.backend
         assert backend is not None
         backend.stats.error(kind)
-        self.error = True
+        self.error = self.rare = True
         if self.mirror is not None:
             self.mirror.primary_failed()
         if self.resp_started:

@@ -12,6 +12,7 @@ import contextlib
 import json
 from typing import Any
 
+from rollwise.platforms.local.proxy import native
 from rollwise.platforms.local.proxy.admin import AdminConnection, json_answer
 from rollwise.platforms.local.proxy.protocol import ClientConnection
 from rollwise.platforms.local.proxy.routes import RouteTable, RouteTableError
@@ -150,6 +151,9 @@ class ProxyServer:
 
     def metrics_text(self) -> str:
         text = render_prometheus(self.snapshot())
+        text += "# HELP rollwise_proxy_build_info The proxy's build: native (compiled hot path) or python.\n"
+        text += "# TYPE rollwise_proxy_build_info gauge\n"
+        text += f'rollwise_proxy_build_info{{build="{native.ACTIVE[0]}"}} 1\n'
         unrouted = self.state.unrouted
         text += "# HELP rollwise_proxy_unrouted_total Answers the proxy gave without routing, by status.\n"
         text += "# TYPE rollwise_proxy_unrouted_total counter\n"
