@@ -51,9 +51,7 @@ def _sources(tmp_path: Path) -> tuple[Path, Path]:
     return src, built
 
 
-def test_a_build_is_used_only_for_the_sources_it_was_made_from(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_build_is_used_only_for_the_sources_it_was_made_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(native.PURE_ENV, raising=False)
     src, built = _sources(tmp_path)
     assert native.decide(built, src) == ("native", "")
