@@ -515,6 +515,12 @@ async def test_set_image_command_and_env_edit_the_pod_template(
 
     same = await cli("set", "image", "web", "example/app:1.1", "--kubeconfig", str(kc))
     assert same.out.strip() == "rollout/web unchanged"
+    # The same again, once the controller has aborted that revision: the answer says what rolls it out.
+    aborted = {"specRevision": "abc123", "currentRevision": "abc123", "stableRevision": "0ld", "aborted": True}
+    await client.patch(Rollout.Status, "web", {"status": aborted}, namespace="default", patch_type=PatchType.MERGE)
+    same = await cli("set", "image", "web", "example/app:1.1", "--kubeconfig", str(kc))
+    assert same.out.strip() == "rollout/web unchanged"
+    assert "revision abc123, which was aborted; `rollwise retry web` rolls it out again" in same.err, same
 
     untagged = await cli("set", "image", "web", "app=example/app", "--kubeconfig", str(kc))
     assert untagged.code == 1 and "has no tag" in untagged.err

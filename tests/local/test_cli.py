@@ -37,10 +37,18 @@ def test_promote_abort_and_undo_from_the_cli(plane: Plane) -> None:
         aborted = plane.wait("web", lambda s: s["phase"] == "Aborted", "v3 aborted")
         assert aborted["weights"] == {v2: 100}
         assert plane.cli("status", "web", "-w", check=False).returncode == 1  # watching an aborted rollout fails
+        # Setting what the spec already says starts nothing, and says what would.
+        again = plane.cli("set", "env", "web", "DEMO_VERSION=v3")
+        assert "rollout/web unchanged" in again.stdout
+        assert f"revision {v3}, which was aborted; `rollwise retry web` rolls it out again" in again.stderr
 
         # undo mid-update goes back to the stable revision at once.
         assert "undo" in plane.cli("undo", "web").stdout
         plane.wait("web", lambda s: s["phase"] == "Healthy" and s["currentRevision"] == v2, "back on v2")
+        again = plane.cli("set", "env", "web", "DEMO_VERSION=v3")
+        assert "rollout/web unchanged" in again.stdout
+        assert f"revision {v3}, which an undo set aside (revision {v2} runs)" in again.stderr, again.stderr
+        assert "`rollwise undo web --to-revision 3` rolls it out again" in again.stderr, again.stderr
 
         # History numbers the revisions; undo --to-revision 1 rolls v1 out again, as a canary.
         history = plane.call("GET", "/v1/rollouts/web/history")["items"]

@@ -16,6 +16,8 @@ from rollwise.cli.errors import CliError
 from rollwise.cli.get import step_text, summary_text, weights_text
 from rollwise.cli.platform import KubeTarget, cluster_option
 from rollwise.cli.status import DONE
+from rollwise.platforms.hints import unchanged_hint
+from rollwise.spec.status import RolloutStatus
 
 # lightkube and the spec models load only when a verb talks to a cluster (the CLI starts faster).
 
@@ -342,6 +344,9 @@ def _edit_template(target: KubeTarget, name: str, change: Any) -> None:
             change(containers, policy)
             if containers == (template.get("spec") or {}).get("containers"):
                 typer.echo(f"rollout/{name} unchanged")
+                hint = unchanged_hint(name, RolloutStatus.model_validate(obj.get("status") or {}))
+                if hint is not None:
+                    typer.echo(hint, err=True)
                 return
             patch = {
                 "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},

@@ -13,6 +13,7 @@ import yaml
 
 from rollwise import __version__
 from rollwise.engine import Command
+from rollwise.platforms.hints import unchanged_hint
 from rollwise.platforms.local.daemon import apply, logs, metrics, views
 from rollwise.platforms.local.daemon.controller import Controller, load_rollout
 from rollwise.platforms.local.daemon.flags_api import FlagsApi
@@ -129,6 +130,10 @@ class Api:
                     self.controller.event(
                         item.name, "Normal", "Applied", f"generation {item.generation} from {item.file}"
                     )
+                elif (record := self.store.get_rollout(item.name)) is not None:
+                    hint = unchanged_hint(item.name, load_rollout(record).status)
+                    if hint is not None:
+                        warnings.append(hint)
                 # Reconciled before answering, so that a `get` right after shows the new plan.
                 await self.controller.reconcile_now(item.name)
         return Response.json(200, {"applied": [a.to_json() for a in result.applied], "warnings": warnings})
