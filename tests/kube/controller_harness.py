@@ -237,3 +237,26 @@ async def command(client: AsyncClient, name: str, verb: str, to_revision: int | 
         patch_type=PatchType.MERGE,
     )
     return cid
+
+
+class Trail:
+    """Every distinct value `read()` took after each write the server committed, in order: states
+    that last only until the next write are seen too, whatever the test's loop was doing."""
+
+    def __init__(self, api: ApiServer, read: Callable[[], Any]) -> None:
+        self.api = api
+        self.read = read
+        self.values: list[Any] = []
+
+    def __enter__(self) -> Trail:
+        self.api.store.on_commit.append(self._on_commit)
+        self._on_commit(None)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.api.store.on_commit.remove(self._on_commit)
+
+    def _on_commit(self, _: Event | None) -> None:
+        value = self.read()
+        if not self.values or self.values[-1] != value:
+            self.values.append(value)

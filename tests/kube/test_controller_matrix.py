@@ -31,6 +31,7 @@ from tests.kube.controller_harness import (
     NS,
     ControllerThread,
     ReadinessDriver,
+    Trail,
     command,
     events,
     objects,
@@ -342,21 +343,27 @@ async def start(
 TESTERS = Rule("testers", CANARY, "header", "x-canary", "always")
 
 
+@pytest.mark.parametrize("mode", ["instant", "gradual", "freeze"])
 @pytest.mark.parametrize("router_type", ROUTERS)
-async def test_canary_abort_takes_traffic_back_at_once(
+async def test_canary_abort_takes_traffic_back(
     api: ApiServer,
     client: AsyncClient,
     running: tuple[ControllerThread, ReadinessDriver],
     shared_crds: Path,
     router_type: type[Router],
+    mode: str,
 ) -> None:
+    """instant: every request back on stable in one write; gradual: the header route goes and the
+    weight steps down by stepWeight; freeze: routes held until a second abort rolls back."""
     router = router_type()
     steps = [
         {"setHeaderRoute": {"name": "testers", "match": [TESTERS.spec_match()]}},
         {"setWeight": 50},
         {"pause": {}},
     ]
-    doc, v1 = await start(api, client, router, canary(steps, router))
+    strategy = canary(steps, router)
+    strategy["canary"]["abort"] = {"mode": mode, "stepWeight": 20, "interval": "1s"}
+    doc, v1 = await start(api, client, router, strategy)
     doc2 = await set_image(client, "web", doc, "example/app:2.0")
     v2 = revision_of(doc2)
 
@@ -366,11 +373,24 @@ async def test_canary_abort_takes_traffic_back_at_once(
     assert replicasets(api, "web") == {v1: 4, v2: 2}
     assert selectors(api) == (v1, v2)
 
-    await command(client, "web", "abort")
-    await until(api, lambda: status(api, "web").get("phase") == "Aborted")
-    await until(api, lambda: replicasets(api, "web") == {v1: 4, v2: 0})
-    await until(api, lambda: router.routes(api, STABLE_ONLY))
-    assert router.read(api) == router.expected(STABLE_ONLY)
+    with Trail(api, lambda: (router.read(api), selectors(api))) as trail:
+        await command(client, "web", "abort")
+        await until(api, lambda: status(api, "web").get("phase") == "Aborted")
+        if mode == "freeze":
+            await until(api, lambda: "frozen" in status(api, "web").get("message", ""))
+            assert router.read(api) == router.expected(split(50, TESTERS))
+            assert replicasets(api, "web") == {v1: 4, v2: 2}
+            assert selectors(api) == (v1, v2)
+            await command(client, "web", "abort")  # again: roll back now
+        await until(api, lambda: replicasets(api, "web") == {v1: 4, v2: 0})
+        await until(api, lambda: router.routes(api, STABLE_ONLY) and selectors(api) == (v1, v1))
+    stepped = [split(30), split(10)] if mode == "gradual" else []
+    tables = [split(50, TESTERS), *stepped, STABLE_ONLY]
+    # Each route as first written, with what the canary Service selected then: a route sending
+    # requests to the canary Service is written while that Service selects the canary revision.
+    firsts = [(r, sel) for i, (r, sel) in enumerate(trail.values) if i == 0 or trail.values[i - 1][0] != r]
+    assert [r for r, _ in firsts] == [router.expected(t) for t in tables]
+    assert [sel for _, sel in firsts[:-1]] == [(v1, v2)] * (len(tables) - 1)
     assert selectors(api) == (v1, v1)
     assert status(api, "web")["stableRevision"] == v1
     no_router_failures(api)

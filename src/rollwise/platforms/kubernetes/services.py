@@ -52,7 +52,7 @@ def targets(rollout: Rollout, plan: Plan) -> list[ServiceTarget]:
     if holder is None:
         return out
     canary = current if current and current != stable and plan.replicas.get(current, 0) > 0 else stable
-    if status.abort is not None:
+    if status.abort is not None and not _still_routed(plan, current):
         canary = stable
     if holder.stable_service and stable:
         out.append(ServiceTarget("stable", holder.stable_service, stable))
@@ -82,9 +82,22 @@ def roles(plan: Plan) -> dict[str, Role]:
     if status.stable_revision is not None:
         out[status.stable_revision] = "stable"
     current = status.current_revision
-    if current is not None and current != status.stable_revision and status.abort is None:
+    if (
+        current is not None
+        and current != status.stable_revision
+        and (status.abort is None or _still_routed(plan, current))
+    ):
         out[current] = "canary"
     return out
+
+
+def _still_routed(plan: Plan, revision: str | None) -> bool:
+    """Whether the aborted revision still receives requests: a gradual abort steps its weight
+    down and a frozen one holds its routes, both through the canary Service (or subset), which
+    must keep selecting it until nothing is routed to it any more."""
+    if revision is None:
+        return False
+    return revision in plan.routes.routed() or any(m.revision == revision for m in plan.routes.mirrors)
 
 
 async def converge(
