@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from rollwise.platforms.local.daemon.judgements import DynamicJudgement, p95_bound, slow_count
-from rollwise.platforms.local.daemon.traffic import ProxyTraffic
+from rollwise.analysis.counters import ProxyTraffic
+from rollwise.analysis.judgements import DynamicJudgement, p95_bound, slow_count
 from rollwise.spec.strategies.canary import DynamicWeighting
 from tests.local.test_units import Clock, env, request
 

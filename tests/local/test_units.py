@@ -7,15 +7,15 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rollwise.analysis.counters import ProxyTraffic
+from rollwise.analysis.job_env import JobEnv
+from rollwise.analysis.judgements import CompareJudgement, DynamicJudgement, WinnerJudgement
 from rollwise.engine import MatchRoute, MirrorRoute, RouteTable
 from rollwise.engine.plan import AnalysisRunRequest
 from rollwise.platforms import transitions
 from rollwise.platforms.local.daemon import metrics
-from rollwise.platforms.local.daemon.jobs import JobEnv
-from rollwise.platforms.local.daemon.judgements import CompareJudgement, DynamicJudgement, WinnerJudgement
 from rollwise.platforms.local.daemon.observe import observe
 from rollwise.platforms.local.daemon.routing import NOTHING, translate
-from rollwise.platforms.local.daemon.traffic import ProxyTraffic
 from rollwise.platforms.local.supervisor import ReplicaView
 from rollwise.spec.match import RouteMatch
 from rollwise.spec.rollout import Rollout

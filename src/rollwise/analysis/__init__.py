@@ -6,6 +6,10 @@
 - `judge`: canary-vs-baseline comparison of samples, in the spirit of Kayenta.
 - `sequential`: the decision policy behind dynamic canary weights.
 - `reports`: A/B and shadow summaries.
+- `judgements`: the runs judged from traffic counters (a dynamic canary's interval, the A/B
+  winner, the shadow comparison), run by both platforms with a `job_env.JobEnv` over
+  `counters.ProxyTraffic`; `waiting`: a cancellable wait.
 
-Everything but `providers/` and `measure` is pure: no I/O, no clock; time is passed in.
+Everything but `providers/`, `measure`, `judgements` and `waiting` is pure: no I/O, no clock;
+time is passed in.
 """

@@ -26,6 +26,8 @@ from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 
 from rollwise.analysis.args import ArgumentError, resolve_args
+from rollwise.analysis.job_env import JobEnv
+from rollwise.analysis.judgements import DynamicJudgement, Judgement, WinnerJudgement
 from rollwise.analysis.measure import measure_due
 from rollwise.analysis.providers import MeasureContext, Provider, default_providers
 from rollwise.analysis.providers.kubernetes_job import jobs_of_run, uses_jobs
@@ -44,8 +46,6 @@ from rollwise.platforms.kubernetes.traffic import (
     RevisionSeries,
     TrafficError,
 )
-from rollwise.platforms.local.daemon.jobs import JobEnv
-from rollwise.platforms.local.daemon.judgements import DynamicJudgement, Judgement, WinnerJudgement
 from rollwise.spec.analysis import AnalysisTemplateSpec, Argument, Metric, Verdict
 from rollwise.spec.rollout import Rollout
 

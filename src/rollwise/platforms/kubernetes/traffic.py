@@ -35,10 +35,10 @@ import httpx
 from lightkube import AsyncClient
 
 from rollwise.analysis.args import redact
+from rollwise.analysis.counters import ProxyTraffic
 from rollwise.analysis.providers.base import MeasureContext, errored, judged, tls_context
 from rollwise.analysis.providers.builtin import TrafficCounts, figure, promql_duration
 from rollwise.platforms.kubernetes.names import replicaset_name
-from rollwise.platforms.local.daemon.traffic import ProxyTraffic
 from rollwise.spec.analysis import Measurement, Metric
 from rollwise.spec.common import duration_seconds
 from rollwise.spec.rollout import Rollout
@@ -238,8 +238,8 @@ def _int(value: float) -> int:
 
 
 class ClusterTraffic:
-    """The judgements' traffic source on Kubernetes: a ProxyTraffic (the local platform's counter
-    history, which the judgements read) fed by readings of Prometheus for the revisions judged.
+    """The judgements' traffic source on Kubernetes: a ProxyTraffic (the counter history the
+    judgements read, analysis/counters.py) fed by readings of Prometheus for the revisions judged.
     `refresh` takes one reading; Prometheus out of reach is ridden out for
     UNREACHABLE_GRACE_SECONDS, except for the first reading (the judgement's baseline).
 

@@ -13,11 +13,12 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
+from rollwise.analysis.job_env import JobEnv, MeasurementOut
+from rollwise.analysis.judgements import CompareJudgement, DynamicJudgement, WinnerJudgement
 from rollwise.analysis.timestamps import parse_time
 from rollwise.engine import AnalysisRunRequest, Plan
 from rollwise.platforms.local.daemon import run_request
-from rollwise.platforms.local.daemon.jobs import FINAL, FinishedJob, Job, JobEnv, MeasurementOut, TemplateJob
-from rollwise.platforms.local.daemon.judgements import CompareJudgement, DynamicJudgement, WinnerJudgement
+from rollwise.platforms.local.daemon.jobs import FINAL, FinishedJob, Job, TemplateJob
 from rollwise.platforms.local.store import EventType, Store, StoreError
 from rollwise.spec.analysis import AnalysisTemplate, AnalysisTemplateSpec, ClusterAnalysisTemplate, Verdict
 from rollwise.spec.common import duration_seconds

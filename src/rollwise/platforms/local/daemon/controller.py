@@ -17,17 +17,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from rollwise.analysis.args import SecretResolver
+from rollwise.analysis.counters import ProxyTraffic
+from rollwise.analysis.job_env import JobEnv
 from rollwise.analysis.timestamps import utc_now
+from rollwise.analysis.waiting import wait_event
 from rollwise.engine import Command, Plan, reconcile
 from rollwise.platforms import transitions
 from rollwise.platforms.local.daemon import flags_env
 from rollwise.platforms.local.daemon.analysis_runner import AnalysisRunner
 from rollwise.platforms.local.daemon.carry import Carrier
-from rollwise.platforms.local.daemon.jobs import JobEnv
 from rollwise.platforms.local.daemon.observe import observe
 from rollwise.platforms.local.daemon.proxies import Proxies, ProxyError
-from rollwise.platforms.local.daemon.traffic import ProxyTraffic
-from rollwise.platforms.local.daemon.waiting import wait_event
 from rollwise.platforms.local.store import (
     EventType,
     RolloutNotFoundError,

@@ -17,14 +17,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
+from rollwise.analysis.job_env import JobEnv
 from rollwise.analysis.timestamps import parse_time, utc_now
+from rollwise.analysis.waiting import wait_event
 from rollwise.engine import AnalysisRunRequest
 from rollwise.flags import document, progressive
 from rollwise.flags.progressive import FINAL_PHASES, FlagRolloutSpec, FlagRolloutState, Phase, decide, start
 from rollwise.platforms.local.daemon import flags_files
 from rollwise.platforms.local.daemon.flags_service import FlagError, FlagService, Located
-from rollwise.platforms.local.daemon.jobs import FINAL, FinishedJob, Job, JobEnv, TemplateJob
-from rollwise.platforms.local.daemon.waiting import wait_event
+from rollwise.platforms.local.daemon.jobs import FINAL, FinishedJob, Job, TemplateJob
 from rollwise.platforms.local.store import Store
 from rollwise.spec.analysis import AnalysisTemplate, Verdict
 from rollwise.spec.rollout import Rollout

@@ -6,49 +6,20 @@ needs to be resumed by a restarted control plane in `state()`."""
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from rollwise.analysis.args import ArgumentError, SecretResolver, resolve_args
+from rollwise.analysis.args import ArgumentError, resolve_args
+from rollwise.analysis.job_env import JobEnv, MeasurementOut, Report
 from rollwise.analysis.measure import measure_due
-from rollwise.analysis.providers import MeasureContext, Provider
+from rollwise.analysis.providers import MeasureContext
 from rollwise.analysis.run import AnalysisRunState
-from rollwise.analysis.timestamps import utc_now
+from rollwise.analysis.waiting import wait_event
 from rollwise.engine import AnalysisRunRequest
-from rollwise.platforms.local.daemon.traffic import ProxyTraffic
-from rollwise.platforms.local.daemon.waiting import wait_event
 from rollwise.spec.analysis import AnalysisRunStatus, Argument, Metric, Verdict
 
 FINAL: frozenset[Verdict] = frozenset({"Successful", "Failed", "Error", "Inconclusive"})
-
-
-@dataclass(frozen=True)
-class MeasurementOut:
-    """A finished measurement, for the store's measurement history."""
-
-    metric: str
-    phase: str
-    value: str | None
-    message: str | None
-
-
-Report = Callable[[Sequence[MeasurementOut]], None]
-
-
-@dataclass
-class JobEnv:
-    """Where a job measures: the rollout's proxy counters (sampled now by `refresh`), the clock,
-    the environment and the Secrets (`secretKeyRef`) secrets are read from, and the metric providers."""
-
-    traffic: ProxyTraffic
-    refresh: Callable[[], Awaitable[None]]
-    clock: Callable[[], datetime] = utc_now
-    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    providers: Mapping[str, Provider] | None = None
-    secrets: SecretResolver | None = None
 
 
 class Job(Protocol):

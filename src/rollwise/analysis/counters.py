@@ -1,6 +1,8 @@
-"""The proxies' counters as analysis sees them: a `TrafficSource` per rollout, fed by sampling
-each of its proxies' `/stats` (summed over its listeners: the preview port serves real requests
-too), plus the mirror counters for shadow comparisons.
+"""Counters per revision as the judgements read them: a `TrafficSource` fed with documents in the
+local proxy's `/stats` shape. On the local platform they are samples of each of a rollout's
+proxies (summed over its listeners: the preview port serves real requests too), plus the mirror
+counters for shadow comparisons; the Kubernetes controller builds the same documents from its
+readings of the router's metrics in Prometheus.
 
 The counters are cumulative while a proxy runs; `CounterHistory` turns samples into windows. A
 control plane that just started has one sample only: a window then covers everything the proxy

@@ -1,5 +1,6 @@
-"""Judgement runs: the engine asks for a verdict computed from what the proxies counted, not from
-templates. `dynamic`: one interval of a dynamic canary, judged by the sequential test
+"""Judgement runs, the same on both platforms: the engine asks for a verdict computed from what
+each revision served (the local proxies' counters, or the router's metrics in Prometheus on
+Kubernetes), not from templates. `dynamic`: one interval of a dynamic canary, judged by the sequential test
 (analysis/sequential.py); `abWinner`: the A/B report on `winnerBy`; `shadowCompare`: how often the
 shadow answered differently from the revision users got.
 
@@ -14,13 +15,13 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from rollwise.analysis.counters import MirrorCounts
+from rollwise.analysis.job_env import JobEnv, MeasurementOut, Report
 from rollwise.analysis.providers.builtin import TrafficCounts
 from rollwise.analysis.sequential import Evidence, WindowCounts, decide, wilson_bounds
 from rollwise.analysis.timestamps import format_time, parse_time
+from rollwise.analysis.waiting import wait_event
 from rollwise.engine import AnalysisRunRequest
-from rollwise.platforms.local.daemon.jobs import JobEnv, MeasurementOut, Report
-from rollwise.platforms.local.daemon.traffic import MirrorCounts
-from rollwise.platforms.local.daemon.waiting import wait_event
 from rollwise.spec.analysis import Verdict
 from rollwise.spec.common import duration_seconds
 
