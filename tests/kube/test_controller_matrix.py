@@ -76,13 +76,23 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Mirror:
+    """A copy of `percent`% of the requests (those `match` selects, or all) sent to `service`."""
+
+    name: str
+    service: str
+    percent: int
+    match: Rule | None = None
+
+
+@dataclass(frozen=True)
 class Table:
     """What the routing objects must say: the weighted split (Service -> weight, 0s left out), the
-    match routes in the order the controller ranks them, and a mirror (Service, percent)."""
+    match routes in the order the controller ranks them, and the mirrors."""
 
     split: tuple[tuple[str, int], ...]
     rules: tuple[Rule, ...] = ()
-    mirror: tuple[str, int] | None = None
+    mirrors: tuple[Mirror, ...] = ()
 
 
 STABLE_ONLY = Table(((STABLE, 100),))
@@ -132,7 +142,11 @@ class GatewayAPI(Router):
         "backendRefs": [{"name": "admin", "port": 8081}],
     }
     MANAGED = {
-        "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+        # Two matches of the user's own, one with a header: each copy has both, with its condition added.
+        "matches": [
+            {"path": {"type": "PathPrefix", "value": "/"}},
+            {"path": {"type": "PathPrefix", "value": "/api"}, "headers": [{"name": "x-tenant", "value": "blue"}]},
+        ],
         "filters": [
             {"type": "RequestHeaderModifier", "requestHeaderModifier": {"add": [{"name": "x-via", "value": "gw"}]}}
         ],
@@ -171,27 +185,42 @@ class GatewayAPI(Router):
         base_matches = managed["matches"]
         user_filters = managed["filters"]
         managed["backendRefs"] = [_ref(svc, w) for svc, w in table.split if w > 0]
-        if table.mirror is not None:
-            svc, percent = table.mirror
-            mirror = {"type": "RequestMirror", "requestMirror": {"backendRef": _ref(svc, None), "percent": percent}}
-            managed["filters"] = [*user_filters, mirror]
-        copies = []
-        for rule in table.rules:
+        managed["filters"] = [*user_filters, *(_mirror_filter(m) for m in table.mirrors if m.match is None)]
+
+        def copy_for(name: str, rule: Rule) -> dict[str, Any]:
             if rule.kind == "header":
                 cond = {"type": "Exact", "name": rule.key, "value": rule.value}
             else:
                 pattern = rf"^(?:.*;\s*)?{rule.key}={rule.value}(?:;.*)?$"
                 cond = {"type": "RegularExpression", "name": "Cookie", "value": pattern}
             c = copy.deepcopy(managed)
-            c["name"] = f"rollwise-{rule.name}"
+            c["name"] = f"rollwise-{name}"
             c["matches"] = [{**m, "headers": [*m.get("headers", []), cond]} for m in base_matches]
-            c["backendRefs"] = [_ref(rule.service, 100)]
             c["filters"] = user_filters
+            return c
+
+        copies = []
+        for rule in table.rules:
+            c = copy_for(rule.name, rule)
+            c["backendRefs"] = [_ref(rule.service, 100)]
             copies.append(c)
+        for mirror in table.mirrors:
+            if mirror.match is not None:
+                # A matched mirror: the split as on the managed rule, plus the copy.
+                c = copy_for(mirror.name, mirror.match)
+                c["filters"] = [*user_filters, _mirror_filter(mirror)]
+                copies.append(c)
         return {**self.initial, "rules": [admin, *copies, managed]}
 
     def check_written(self, api: ApiServer, shared: Path) -> None:
         assert check_all_custom(api, shared, "httproutes") >= 2
+
+
+def _mirror_filter(mirror: Mirror) -> dict[str, Any]:
+    return {
+        "type": "RequestMirror",
+        "requestMirror": {"backendRef": _ref(mirror.service, None), "percent": mirror.percent},
+    }
 
 
 def _ref(service: str, weight: int | None) -> dict[str, Any]:
@@ -256,7 +285,7 @@ class NginxIngress(Router):
     def expected(self, table: Table) -> Any:
         user = {"labels": None, "annotations": self.USER_ANNOTATIONS, "owners": [], "spec": self.USER}
         out: dict[str, Any] = {"web": user}
-        assert table.mirror is None, "the nginx router cannot mirror"
+        assert not table.mirrors, "the nginx router cannot mirror"
         assert len(table.rules) <= 1, "the nginx router holds one match route"
         canary = dict(table.split).get(CANARY, 0)
         if canary == 0 and not table.rules:
@@ -538,7 +567,7 @@ async def test_gateway_api_shadow_mirrors_a_percent_then_promotes_by_steps(
     doc2 = await set_image(client, "web", doc, "example/app:2.0")
     v2 = revision_of(doc2)
 
-    mirroring = Table(STABLE_ONLY.split, mirror=(CANARY, 50))
+    mirroring = Table(STABLE_ONLY.split, mirrors=(Mirror("shadow", CANARY, 50),))
     await until(api, lambda: status(api, "web").get("stage") == "mirroring")
     await until(api, lambda: router.routes(api, mirroring))
     # ceil(4 x 50%) shadow replicas; users all on stable, half the requests copied to the shadow.
@@ -617,3 +646,41 @@ async def test_nginx_ab_test_with_a_control_match_is_a_lint_error_and_pauses_whe
     await until(api, lambda: router.routes(api, Table(STABLE_ONLY.split, (candidate,))))
     assert replicasets(api, "web") == {v1: 4, v2: 4}
     assert selectors(api) == (v1, v2)
+
+
+async def test_gateway_api_canary_matched_mirror_step_then_removed(
+    api: ApiServer, client: AsyncClient, running: tuple[ControllerThread, ReadinessDriver], shared_crds: Path
+) -> None:
+    """setMirrorRoute with a match: a named copy of the managed rule (the same split) carrying a
+    RequestMirror filter with the percent; setMirrorRoute with only the name removes it."""
+    router = GatewayAPI()
+    mirror_match = Rule("mirror-testers", CANARY, "header", "x-mirror", "yes")
+    steps = [
+        {"setMirrorRoute": {"name": "mirror-testers", "match": [mirror_match.spec_match()], "percent": 30}},
+        {"setWeight": 20},
+        {"pause": {}},
+        {"setMirrorRoute": {"name": "mirror-testers"}},
+        {"pause": {}},
+    ]
+    doc, v1 = await start(api, client, router, canary(steps, router))
+    doc2 = await set_image(client, "web", doc, "example/app:2.0")
+    v2 = revision_of(doc2)
+
+    mirrored = Table(split(20).split, mirrors=(Mirror("mirror-testers", CANARY, 30, mirror_match),))
+    await until(api, lambda: step(api, "web") == 2 and weights(api, "web") == {v1: 80, v2: 20})
+    await until(api, lambda: router.routes(api, mirrored))
+    # Mirrored requests are traffic too: ceil(4 x 30%) replicas, more than the 20% weight needs.
+    assert replicasets(api, "web") == {v1: 4, v2: 2}
+    assert selectors(api) == (v1, v2)
+
+    await command(client, "web", "promote")
+    await until(api, lambda: step(api, "web") == 4)
+    await until(api, lambda: router.routes(api, split(20)))
+    await until(api, lambda: replicasets(api, "web") == {v1: 4, v2: 1})
+
+    await command(client, "web", "promote")
+    await until(api, lambda: healthy(api, "web", v2))
+    await until(api, lambda: router.routes(api, STABLE_ONLY) and selector(api, STABLE) == v2)
+    assert router.read(api) == router.expected(STABLE_ONLY)
+    no_router_failures(api)
+    router.check_written(api, shared_crds)
