@@ -1,5 +1,5 @@
 """scaleDownDelaySeconds per strategy (how long the former stable stays up after promotion) and
-blue-green's abortScaleDownDelaySeconds (how long an aborted revision stays up)."""
+abortScaleDownDelaySeconds of blue-green and canary (how long an aborted revision stays up)."""
 
 from __future__ import annotations
 
@@ -157,3 +157,42 @@ def test_blue_green_rollback_after_the_switch_keeps_the_new_active_for_the_abort
     assert plan.status.last_completion is not None and plan.status.last_completion.result == "rolledBack"
     p.advance(15)
     assert p.reconcile().replicas[green] == 0
+
+
+def aborted_canary(**extra: Any) -> tuple[Platform, str, str]:
+    """A routed canary at its 50% pause, aborted; returns (platform, stable, canary)."""
+    p = deployed(canary(**extra))
+    stable = p.status.stable_revision
+    p.update(version=2)
+    plan = p.run(120, until=lambda pl: pl.status.phase == "Paused")
+    new = plan.status.current_revision
+    assert stable is not None and new is not None and plan.replicas[new] == 2
+    p.reconcile(Command("abort"))
+    return p, stable, new
+
+
+def test_canary_abort_keeps_the_canary_out_of_traffic_for_abort_scale_down_delay() -> None:
+    # Given a routed canary at 50%, with abortScaleDownDelaySeconds 30
+    p, stable, new = aborted_canary(abortScaleDownDelaySeconds=30)
+    plan = p.plan
+    # Then the abort sends all traffic to stable at once but keeps the canary's replicas for 30 s
+    assert plan.status.phase == "Aborted" and dict(plan.routes.weights) == {stable: 100}
+    assert plan.replicas[new] == 2 and plan.replicas[stable] == 4
+    assert plan.requeue_after == 30 and "kept up until" in (plan.status.message or "")
+    p.advance(29)
+    assert p.reconcile().replicas[new] == 2
+    p.advance(1)
+    plan = p.reconcile()
+    assert plan.replicas[new] == 0 and dict(plan.routes.weights) == {stable: 100}
+
+
+def test_canary_abort_without_the_field_scales_down_at_once_and_0_never() -> None:
+    p, _, new = aborted_canary()
+    assert p.plan.replicas[new] == 0
+    p, stable, new = aborted_canary(abortScaleDownDelaySeconds=0)
+    assert p.plan.replicas[new] == 2 and p.plan.requeue_after is None
+    plan = p.run(3600)
+    assert plan.replicas[new] == 2 and dict(plan.routes.weights) == {stable: 100}
+    # And an undo ends it: back to stable, the canary goes
+    p.reconcile(Command("undo"))
+    assert p.run(120, until=phase_is("Healthy")).replicas.get(new, 0) == 0

@@ -4,6 +4,7 @@ revision ever (initial), and the replica map around an update."""
 from __future__ import annotations
 
 from rollwise.engine import lifecycle
+from rollwise.engine.clock import parse, span, stamp
 from rollwise.engine.outcome import Outcome
 from rollwise.engine.routes import follow_ready
 from rollwise.engine.work import ERROR_PAUSE, INCONCLUSIVE_PAUSE, SPEC_PAUSE, USER_PAUSE, Ctx, Work
@@ -131,3 +132,24 @@ def hold_reason(w: Work) -> str | None:
     if ERROR_PAUSE in w.pauses:
         return "analysis could not measure (error): promote to accept, resume to run it again, abort to roll back"
     return pause_reason(w)
+
+
+def keep_aborted_up(w: Work, ctx: Ctx, out: Outcome, delay: int | None) -> None:
+    """The aborted revision keeps its replicas `delay` seconds after the abort (the abort's time is
+    in the status, so the deadline survives a restart); 0 keeps them until retry, undo or a new
+    spec; None scales it down at once."""
+    aborted, at = w.current, parse(w.abort.at if w.abort is not None else None)
+    if delay is None or aborted is None or at is None:
+        return
+    kept = ctx.of(aborted).desired
+    if kept == 0:
+        return
+    if delay == 0:
+        out.replicas[aborted] = kept
+        out.message += f"; {aborted} kept up (abortScaleDownDelaySeconds: 0)"
+        return
+    until = at + span(delay)
+    if ctx.now < until:
+        out.replicas[aborted] = kept
+        out.wake.append(until)
+        out.message += f"; {aborted} kept up until {stamp(until)}"

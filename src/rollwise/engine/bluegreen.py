@@ -137,23 +137,5 @@ def _aborted(w: Work, ctx: Ctx, bg: BlueGreenStrategy) -> Outcome:
     out = base.rolled_back(w, ctx)
     if w.stable is not None:
         out.roles[w.stable] = "active"
-        _keep_aborted_up(w, ctx, out, bg.abort_scale_down_delay_seconds)
+        base.keep_aborted_up(w, ctx, out, bg.abort_scale_down_delay_seconds)
     return out
-
-
-def _keep_aborted_up(w: Work, ctx: Ctx, out: Outcome, delay: int | None) -> None:
-    aborted, at = w.current, parse(w.abort.at if w.abort is not None else None)
-    if delay is None or aborted is None or at is None:
-        return
-    kept = ctx.of(aborted).desired
-    if kept == 0:
-        return
-    if delay == 0:
-        out.replicas[aborted] = kept
-        out.message += f"; {aborted} kept up (abortScaleDownDelaySeconds: 0)"
-        return
-    until = at + span(delay)
-    if ctx.now < until:
-        out.replicas[aborted] = kept
-        out.wake.append(until)
-        out.message += f"; {aborted} kept up until {stamp(until)}"

@@ -63,6 +63,8 @@ def aborted(w: Work, ctx: Ctx, track: Track) -> Outcome:
         out.weights = {stable: 100}
         state = "all traffic back on stable"
     out.message = f"aborted ({a.reason}): {a.message}; {state}"
+    if track.routing is not None and a.mode == "instant" and ctx.spec.strategy.canary is not None:
+        base.keep_aborted_up(w, ctx, out, ctx.spec.strategy.canary.abort_scale_down_delay_seconds)
     base.others_down(w, ctx, out)
     return out
 

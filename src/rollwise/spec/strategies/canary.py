@@ -74,6 +74,13 @@ class CanaryStrategy(Spec):
         "undo meanwhile is instant), then scales down. 0: at once."
         " Only with trafficRouting: without a router the old revision shrinks as the canary grows.",
     )
+    abort_scale_down_delay_seconds: NonNegativeInt | None = Field(
+        default=None,
+        alias="abortScaleDownDelaySeconds",
+        description="After an instant abort (all traffic back on stable at once) the canary's replicas stay "
+        "up this long, out of traffic (requests in flight finish; the failing version can be inspected), then "
+        "scale down. Unset: at once. 0: kept up until retry, undo or a new spec. Only with trafficRouting.",
+    )
     analysis: BackgroundAnalysis | None = None
     abort: AbortPolicy = Field(default_factory=AbortPolicy)
     allow_decreasing_weights: bool = Field(
