@@ -9,12 +9,13 @@ import asyncio
 import contextlib
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from lightkube import AsyncClient
 from lightkube.config.kubeconfig import SingleConfig
 from lightkube.resources.apps_v1 import ReplicaSet
+from lightkube.resources.core_v1 import Namespace, Service
 from lightkube.types import PatchType
 
 from rollwise.platforms.kubernetes.commands import annotation
@@ -171,6 +172,44 @@ def _rs_status(replicas: int, ready: int, generation: int) -> dict[str, Any]:
         "fullyLabeledReplicas": replicas,
         "observedGeneration": generation,
     }
+
+
+# --- a running controller ------------------------------------------------------------------------------
+
+
+async def service(client: AsyncClient, name: str) -> None:
+    """A Service for the strategy to point at a revision (its selector starts with the user's labels)."""
+    await client.create(
+        Service.from_dict(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": NS},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+            }
+        )
+    )
+
+
+STABLE_AND_CANARY = ("web-stable", "web-canary")
+
+
+@contextlib.asynccontextmanager
+async def controller_running(
+    api: ApiServer, client: AsyncClient, services: tuple[str, ...] = (), **settings: Any
+) -> AsyncIterator[tuple[ControllerThread, ReadinessDriver]]:
+    """The usual set-up of a controller test: `services` created, one controller replica started
+    (and stopped at the end) and the readiness driver running."""
+    await client.get(Namespace, NS)  # connect first (see docs/testing-kubernetes.md)
+    for name in services:
+        await service(client, name)
+    controller = ControllerThread(api, **settings).start()
+    async with ReadinessDriver(api, client) as driver:
+        try:
+            await controller.wait_started()
+            yield controller, driver
+        finally:
+            await controller.stop()
 
 
 # --- reading the emulator ----------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from lightkube import AsyncClient
-from lightkube.resources.core_v1 import Namespace
 from lightkube.types import PatchType
 
 from rollwise.engine.revision import revision_name
@@ -25,9 +24,11 @@ from tests.kube.controller_harness import (
     ControllerThread,
     ReadinessDriver,
     command,
+    controller_running,
     events,
     replicasets,
     selector,
+    service,
     settle,
     status,
     weights,
@@ -52,21 +53,6 @@ def revision_of(doc: dict[str, Any]) -> str:
     return revision_name(RolloutSpec.model_validate(doc), {})
 
 
-async def service(client: AsyncClient, name: str) -> None:
-    from lightkube.resources.core_v1 import Service
-
-    await client.create(
-        Service.from_dict(
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": name, "namespace": NS},
-                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
-            }
-        )
-    )
-
-
 async def create(client: AsyncClient, name: str, doc: dict[str, Any]) -> None:
     await client.create(
         Rollout.from_dict(
@@ -89,14 +75,8 @@ async def set_image(client: AsyncClient, name: str, doc: dict[str, Any], image: 
 
 @pytest_asyncio.fixture
 async def running(api: ApiServer, client: AsyncClient) -> AsyncIterator[tuple[ControllerThread, ReadinessDriver]]:
-    await client.get(Namespace, NS)
-    controller = ControllerThread(api).start()
-    async with ReadinessDriver(api, client) as driver:
-        try:
-            await controller.wait_started()
-            yield controller, driver
-        finally:
-            await controller.stop()
+    async with controller_running(api, client) as running:
+        yield running
 
 
 def healthy(api: ApiServer, name: str, revision: str) -> bool:

@@ -19,9 +19,11 @@ from rollwise.platforms.kubernetes.names import AnalysisTemplate
 from rollwise.testing.kubeapi import ApiServer
 from tests.kube.controller_harness import (
     NS,
+    STABLE_AND_CANARY,
     ControllerThread,
     ReadinessDriver,
     command,
+    controller_running,
     events,
     replicasets,
     settle,
@@ -77,16 +79,8 @@ async def check() -> AsyncIterator[Check]:
 
 @pytest_asyncio.fixture
 async def running(api: ApiServer, client: AsyncClient) -> AsyncIterator[ReadinessDriver]:
-    await client.get(Namespace, NS)
-    await service(client, "web-stable")
-    await service(client, "web-canary")
-    controller = ControllerThread(api).start()
-    async with ReadinessDriver(api, client) as driver:
-        try:
-            await controller.wait_started()
-            yield driver
-        finally:
-            await controller.stop()
+    async with controller_running(api, client, STABLE_AND_CANARY) as (_, driver):
+        yield driver
 
 
 async def template(client: AsyncClient, url: str) -> None:

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import pytest_asyncio
 from lightkube import AsyncClient
-from lightkube.resources.core_v1 import ConfigMap, Namespace
+from lightkube.resources.core_v1 import ConfigMap
 from lightkube.types import PatchType
 
 from rollwise.platforms.kubernetes.names import FlagSet
@@ -22,8 +22,8 @@ from rollwise.testing.kubeapi import ApiServer
 from tests.kube.controller_harness import (
     NS,
     ControllerThread,
-    ReadinessDriver,
     command,
+    controller_running,
     objects,
     replicasets,
     settle,
@@ -49,14 +49,8 @@ FILE_ENV = {"name": "FLAGD_OFFLINE_FLAG_SOURCE_PATH", "value": "/etc/rollwise/fl
 
 @pytest_asyncio.fixture
 async def running(api: ApiServer, client: AsyncClient) -> AsyncIterator[ControllerThread]:
-    await client.get(Namespace, NS)
-    controller = ControllerThread(api).start()
-    async with ReadinessDriver(api, client):
-        try:
-            await controller.wait_started()
-            yield controller
-        finally:
-            await controller.stop()
+    async with controller_running(api, client) as (controller, _):
+        yield controller
 
 
 async def flagset(client: AsyncClient, flags: dict[str, Any], env: list[dict[str, str]] | None = None) -> str:

@@ -15,7 +15,6 @@ import pytest
 import pytest_asyncio
 from lightkube import AsyncClient
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import Namespace
 from lightkube.types import PatchType
 
 from rollwise.platforms.kubernetes.names import ClusterAnalysisTemplate
@@ -23,15 +22,15 @@ from rollwise.testing.kubeapi import ApiServer
 from rollwise.testing.kubeapi.store import Event
 from tests.kube.controller_harness import (
     NS,
-    ControllerThread,
-    ReadinessDriver,
+    STABLE_AND_CANARY,
+    controller_running,
     events,
     objects,
     settle,
     status,
     weights,
 )
-from tests.kube.test_controller import create, healthy, revision_of, service, set_image, spec, step
+from tests.kube.test_controller import create, healthy, revision_of, set_image, spec, step
 
 pytestmark = pytest.mark.asyncio
 
@@ -82,16 +81,8 @@ class JobDriver:
 
 @pytest_asyncio.fixture
 async def jobs(api: ApiServer, client: AsyncClient) -> AsyncIterator[JobDriver]:
-    await client.get(Namespace, NS)
-    await service(client, "web-stable")
-    await service(client, "web-canary")
-    controller = ControllerThread(api).start()
-    async with ReadinessDriver(api, client), JobDriver(api, client) as driver:
-        try:
-            await controller.wait_started()
-            yield driver
-        finally:
-            await controller.stop()
+    async with controller_running(api, client, STABLE_AND_CANARY), JobDriver(api, client) as driver:
+        yield driver
 
 
 async def smoke_template(client: AsyncClient, timeout: str, error_limit: int = 4) -> None:

@@ -20,7 +20,6 @@ import pytest
 import pytest_asyncio
 import yaml
 from lightkube import AsyncClient
-from lightkube.resources.core_v1 import Namespace
 from lightkube.resources.networking_v1 import Ingress
 from lightkube.types import PatchType
 
@@ -33,6 +32,7 @@ from tests.kube.controller_harness import (
     ReadinessDriver,
     Trail,
     command,
+    controller_running,
     events,
     objects,
     replicasets,
@@ -42,7 +42,7 @@ from tests.kube.controller_harness import (
 )
 from tests.kube.helpers import HTTPRoute, wait_until
 from tests.kube.router_checks import check_all_custom, check_builtin
-from tests.kube.test_controller import create, healthy, revision_of, service, set_image, spec, step
+from tests.kube.test_controller import create, healthy, revision_of, set_image, spec, step
 
 pytestmark = pytest.mark.asyncio
 
@@ -320,16 +320,8 @@ ROUTERS = [pytest.param(GatewayAPI, id="gatewayAPI"), pytest.param(NginxIngress,
 async def running(
     api: ApiServer, client: AsyncClient, shared_crds: Path
 ) -> AsyncIterator[tuple[ControllerThread, ReadinessDriver]]:
-    await client.get(Namespace, NS)
-    await service(client, STABLE)
-    await service(client, CANARY)
-    controller = ControllerThread(api).start()
-    async with ReadinessDriver(api, client) as driver:
-        try:
-            await controller.wait_started()
-            yield controller, driver
-        finally:
-            await controller.stop()
+    async with controller_running(api, client, (STABLE, CANARY)) as running:
+        yield running
 
 
 def selectors(api: ApiServer) -> tuple[str | None, str | None]:

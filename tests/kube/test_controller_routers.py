@@ -13,15 +13,16 @@ import pytest
 import pytest_asyncio
 from lightkube import AsyncClient
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.resources.core_v1 import Namespace
 from lightkube.resources.networking_v1 import Ingress
 
 from rollwise.testing.kubeapi import ApiServer
 from tests.kube.controller_harness import (
     NS,
+    STABLE_AND_CANARY,
     ControllerThread,
     ReadinessDriver,
     command,
+    controller_running,
     events,
     replicasets,
     selector,
@@ -30,7 +31,7 @@ from tests.kube.controller_harness import (
     weights,
 )
 from tests.kube.router_checks import check_all_custom, check_builtin
-from tests.kube.test_controller import create, healthy, revision_of, service, set_image, spec, step
+from tests.kube.test_controller import create, healthy, revision_of, set_image, spec, step
 
 pytestmark = pytest.mark.asyncio
 
@@ -43,16 +44,8 @@ TESTERS = [{"headers": [{"name": "x-canary", "exact": "always"}]}]
 async def running(
     api: ApiServer, client: AsyncClient, shared_crds: Path
 ) -> AsyncIterator[tuple[ControllerThread, ReadinessDriver]]:
-    await client.get(Namespace, NS)
-    await service(client, "web-stable")
-    await service(client, "web-canary")
-    controller = ControllerThread(api).start()
-    async with ReadinessDriver(api, client) as driver:
-        try:
-            await controller.wait_started()
-            yield controller, driver
-        finally:
-            await controller.stop()
+    async with controller_running(api, client, STABLE_AND_CANARY) as running:
+        yield running
 
 
 async def virtual_service(client: AsyncClient) -> None:
@@ -496,7 +489,6 @@ async def test_istio_subsets_without_services_route_by_role(
 ) -> None:
     """With a destinationRule and no stable/canary Services, the revisions are addressed by subset:
     the controller gives the router their roles, and routes revisions no Service selects."""
-    await client.get(Namespace, NS)
     await subsets_and_virtual_service(client)
     steps = [
         {"setWeight": 25},
@@ -507,46 +499,41 @@ async def test_istio_subsets_without_services_route_by_role(
     ]
     doc = spec({"canary": {"trafficRouting": SUBSETS, "steps": steps}})
     v1 = revision_of(doc)
-    controller = ControllerThread(api).start()
-    async with ReadinessDriver(api, client):
-        try:
-            await controller.wait_started()
-            await create(client, "web", doc)
-            await settle(api, lambda: healthy(api, "web", v1) and subset_revisions(api)["stable"] == v1)
-            assert subset_routes(api) == [("primary", None, {"stable": 100})]
+    async with controller_running(api, client):
+        await create(client, "web", doc)
+        await settle(api, lambda: healthy(api, "web", v1) and subset_revisions(api)["stable"] == v1)
+        assert subset_routes(api) == [("primary", None, {"stable": 100})]
 
-            doc2 = await set_image(client, "web", doc, "example/app:2.0")
-            v2 = revision_of(doc2)
-            await settle(api, lambda: step(api, "web") == 1 and weights(api, "web") == {v1: 75, v2: 25})
-            await settle(api, lambda: subset_routes(api) == [("primary", None, {"stable": 75, "canary": 25})])
-            assert subset_revisions(api) == {"stable": v1, "canary": v2}
-            assert replicasets(api, "web") == {v1: 4, v2: 1}
-            assert "wait" not in (status(api, "web").get("message") or "")
+        doc2 = await set_image(client, "web", doc, "example/app:2.0")
+        v2 = revision_of(doc2)
+        await settle(api, lambda: step(api, "web") == 1 and weights(api, "web") == {v1: 75, v2: 25})
+        await settle(api, lambda: subset_routes(api) == [("primary", None, {"stable": 75, "canary": 25})])
+        assert subset_revisions(api) == {"stable": v1, "canary": v2}
+        assert replicasets(api, "web") == {v1: 4, v2: 1}
+        assert "wait" not in (status(api, "web").get("message") or "")
 
-            await command(client, "web", "promote")
-            await settle(api, lambda: step(api, "web") == 4 and len(subset_routes(api)) == 2)
-            assert subset_routes(api) == [
-                ("rollwise-testers", [{"headers": {"x-canary": {"exact": "always"}}}], {"canary": 100}),
-                ("primary", None, {"stable": 50, "canary": 50}),
-            ]
+        await command(client, "web", "promote")
+        await settle(api, lambda: step(api, "web") == 4 and len(subset_routes(api)) == 2)
+        assert subset_routes(api) == [
+            ("rollwise-testers", [{"headers": {"x-canary": {"exact": "always"}}}], {"canary": 100}),
+            ("primary", None, {"stable": 50, "canary": 50}),
+        ]
 
-            await command(client, "web", "promote")
-            await settle(
-                api, lambda: healthy(api, "web", v2) and subset_routes(api) == [("primary", None, {"stable": 100})]
-            )
-            assert subset_revisions(api)["stable"] == v2
+        await command(client, "web", "promote")
+        await settle(
+            api, lambda: healthy(api, "web", v2) and subset_routes(api) == [("primary", None, {"stable": 100})]
+        )
+        assert subset_revisions(api)["stable"] == v2
 
-            # A third revision aborted: all traffic back to the stable subset at once.
-            doc3 = await set_image(client, "web", doc, "example/app:3.0")
-            v3 = revision_of(doc3)
-            await settle(api, lambda: step(api, "web") == 1 and subset_revisions(api)["canary"] == v3)
-            await command(client, "web", "abort")
-            await settle(api, lambda: status(api, "web").get("phase") == "Aborted")
-            await settle(api, lambda: subset_routes(api) == [("primary", None, {"stable": 100})])
-            assert subset_revisions(api)["stable"] == v2
-            await settle(api, lambda: replicasets(api, "web")[v3] == 0)
-        finally:
-            await controller.stop()
+        # A third revision aborted: all traffic back to the stable subset at once.
+        doc3 = await set_image(client, "web", doc, "example/app:3.0")
+        v3 = revision_of(doc3)
+        await settle(api, lambda: step(api, "web") == 1 and subset_revisions(api)["canary"] == v3)
+        await command(client, "web", "abort")
+        await settle(api, lambda: status(api, "web").get("phase") == "Aborted")
+        await settle(api, lambda: subset_routes(api) == [("primary", None, {"stable": 100})])
+        assert subset_revisions(api)["stable"] == v2
+        await settle(api, lambda: replicasets(api, "web")[v3] == 0)
     assert not [e for e in events(api, "web") if e[1] == "RouterFailed"]
     assert check_all_custom(api, shared_crds, "destinationrules") >= 3
     assert check_all_custom(api, shared_crds, "virtualservices") >= 4
