@@ -46,7 +46,9 @@ def run(
     metrics_port: Annotated[
         int, typer.Option("--metrics-port", min=0, max=65535, help="/metrics port (0: none).")
     ] = 9090,
-    resync: Annotated[float, typer.Option("--resync-seconds", min=1, help="Look at every rollout this often.")] = 60,
+    resync: Annotated[
+        float, typer.Option("--resync-seconds", min=1, help="Look at every rollout this often (±10%).")
+    ] = 600,
     prometheus_url: Annotated[
         str | None,
         typer.Option(

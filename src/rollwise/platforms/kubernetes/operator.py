@@ -1,7 +1,9 @@
 """The operator: kopf watches Rollouts and what they own or read (ReplicaSets, ConfigMaps,
 Secrets, Deployments, FlagSets), and every event wakes the one worker of the Rollout it concerns. A worker
 runs one reconcile at a time (reconciler.py) and sleeps until the next event, the plan's "look
-again" time, or a periodic resync. Leader election (lease.py) decides which replica runs it.
+again" time, or a periodic resync (jittered). The watch events of the controller's own writes wake
+nothing (Reconciler.written says which versions they left). Leader election (lease.py) decides
+which replica runs it.
 
 kopf only delivers events here: there are no kopf change handlers, so kopf writes nothing to a
 Rollout. Its bookkeeping is nevertheless pointed at annotations (AnnotationsProgressStorage,
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import socket
 import time
 import uuid
@@ -40,6 +43,8 @@ from rollwise.spec.analysis import Verdict
 
 log = logging.getLogger("rollwise.kubernetes.operator")
 
+RESYNC_JITTER = 0.1
+
 Key = tuple[str, str]
 
 
@@ -51,7 +56,10 @@ class Settings:
     lease_name: str = "rollwise-controller"
     lease_seconds: int = 15
     renew_seconds: float = 5.0
-    resync_seconds: float = 60.0
+    # Events drive every reconcile; the resync only catches what a missed event would have shown.
+    # Each Rollout's resync is spread by ±RESYNC_JITTER so that thousands read at start do not
+    # come back together. Timed steps (pauses, analysis intervals) wake at their own time.
+    resync_seconds: float = 600.0
     retry_seconds: float = 2.0
     # Reconciles in flight at once. Each makes its API calls one after another, so this is also the
     # bound on requests in flight: below the HTTP client's 20 kept-alive connections, no request
@@ -85,7 +93,26 @@ class Worker:
         self.next_at = 0.0
         self.resyncing = False  # the next timed look is the periodic resync
         self.ticket: Ticket | None = None
+        # Events that came while a reconcile ran, checked once it ends: its own writes are known
+        # by then (the watch can deliver one before the write's response has been read).
+        self.unsorted: list[tuple[str, str | None]] = []
         self.task = asyncio.create_task(self._loop(), name=f"rollwise-worker-{key[0]}-{key[1]}")
+
+    def notice(self, ref: str, version: str | None) -> None:
+        """An event about `ref` at `version`: a wake unless it is the controller's own write."""
+        if self.key in self.controller.running:
+            self.unsorted.append((ref, version))
+        elif self.controller.reconciler.own_write(self.key, ref, version):
+            self.controller.own_events += 1
+        else:
+            self.wake()
+
+    def _sort(self) -> None:
+        events, self.unsorted = self.unsorted, []
+        own = sum(1 for ref, version in events if self.controller.reconciler.own_write(self.key, ref, version))
+        self.controller.own_events += own
+        if own < len(events):
+            self.wakeup.set()
 
     def wake(self) -> None:
         self.wakeup.set()
@@ -117,10 +144,10 @@ class Worker:
             async with self.lock:
                 self.ticket = self.controller.gate.ticket(BACKGROUND if background else URGENT)
                 try:
-                    wait = await self.controller.reconcile(self.key, self.ticket)
+                    wait, self.resyncing = await self.controller.reconcile(self.key, self.ticket)
                 finally:
                     self.ticket = None
-                self.resyncing = wait is not None and wait >= self.controller.settings.resync_seconds
+                    self._sort()
                 if wait is None and not self.wakeup.is_set():
                     # Gone, and no event since (a Rollout created again under the same name would
                     # have set wakeup): no await between this check and leaving, so none is lost.
@@ -153,19 +180,27 @@ class Controller:
         self.reconciles = 0  # started
         self.completed = 0  # finished, successfully or not
         self.failures = 0
+        self.own_events = 0  # events of the controller's own writes, which woke nothing
+        self.running: set[Key] = set()  # reconciles past the gate
         self.durations = Histogram()  # seconds per reconcile, failed ones included
         self.gate = Gate(settings.concurrent_reconciles)
         self.closed = False
 
-    async def reconcile(self, key: Key, ticket: Ticket | None = None) -> float | None:
+    async def reconcile(self, key: Key, ticket: Ticket | None = None) -> tuple[float | None, bool]:
         """One reconcile; the seconds until the worker must look again (None: the Rollout is gone,
-        the worker ends). The duration histogram counts from the gate on (not the wait for it)."""
+        the worker ends), and whether that look is the periodic resync. The duration histogram
+        counts from the gate on (not the wait for it)."""
         async with self.gate.hold(ticket or self.gate.ticket()):
             return await self._reconcile(key)
 
-    async def _reconcile(self, key: Key) -> float | None:
+    def resync_delay(self) -> float:
+        spread = self.settings.resync_seconds * RESYNC_JITTER
+        return self.settings.resync_seconds + random.uniform(-spread, spread)
+
+    async def _reconcile(self, key: Key) -> tuple[float | None, bool]:
         self.reconciles += 1
         began = time.perf_counter()
+        self.running.add(key)
         try:
             result = await self.reconciler.reconcile(*key)
         except asyncio.CancelledError:
@@ -179,26 +214,33 @@ class Controller:
                 await self.events.record(
                     key[0], key[1], None, "Warning", "ReconcileFailed", f"{type(exc).__name__}: {exc}"
                 )
-            return self.settings.retry_seconds
+            return self.settings.retry_seconds, False
+        finally:
+            self.running.discard(key)
         self.durations.observe(time.perf_counter() - began)
         self.completed += 1
         if result.gone:
             # Deleted, and its DELETED event missed (or not yet seen): the worker ends itself.
             await self.runner.forget(key)
             self.reconciler.forget(key)
-            return None
-        wait = self.settings.resync_seconds
-        if result.requeue_after is not None:
-            wait = min(wait, result.requeue_after)
-        return wait
+            return None, False
+        resync = self.resync_delay()
+        if result.requeue_after is not None and result.requeue_after < resync:
+            return result.requeue_after, False
+        return resync, True
 
-    def wake(self, key: Key) -> None:
+    def wake(self, key: Key, ref: str | None = None, version: str | None = None) -> None:
+        """Wake the Rollout's worker (starting one if needed); with `ref` and `version`, only when
+        that object at that version is not what the controller's own last write of it left."""
         if self.closed:
             return  # stopping: kopf still delivers events until it stops too
         worker = self.workers.get(key)
         if worker is None:
             worker = self.workers[key] = Worker(self, key)
-        worker.wake()
+        if ref is None:
+            worker.wake()
+        else:
+            worker.notice(ref, version)
 
     async def forget(self, key: Key) -> None:
         worker = self.workers.pop(key, None)
@@ -252,15 +294,23 @@ class Controller:
         async def rollout_event(event: kopf.RawEvent, namespace: str | None, name: str | None, **_: Any) -> None:
             if namespace is None or name is None:
                 return
+            key = (namespace, name)
             if event.get("type") == "DELETED":
-                await self.forget((namespace, name))
+                await self.forget(key)
             else:
-                self.wake((namespace, name))
+                self.wake(key, f"Rollout/{name}", _version(event))
 
         @kopf.on.event("apps", "v1", "replicasets", labels={ROLLOUT_LABEL: kopf.PRESENT}, registry=registry)
-        def replicaset_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-            if namespace is not None and (namespace, labels[ROLLOUT_LABEL]) in self.workers:
-                self.wake((namespace, labels[ROLLOUT_LABEL]))
+        def replicaset_event(
+            event: kopf.RawEvent, namespace: str | None, name: str | None, labels: kopf.Labels, **_: Any
+        ) -> None:
+            key = (namespace or "", labels[ROLLOUT_LABEL])
+            if namespace is None or key not in self.workers:
+                return
+            if event.get("type") == "DELETED":
+                self.wake(key)
+            else:
+                self.wake(key, f"ReplicaSet/{name}", _version(event))
 
         def referenced(kind: str) -> Callable[..., None]:
             def handler(namespace: str | None, name: str | None, **_: Any) -> None:
@@ -360,6 +410,12 @@ async def run(
                 probe.leading = False
         if elector.lost.is_set():
             raise LeadershipLost(f"lease {settings.lease_namespace}/{settings.lease_name} was lost")
+
+
+def _version(event: kopf.RawEvent) -> str | None:
+    obj: Mapping[str, Any] = event.get("object") or {}
+    version = (obj.get("metadata") or {}).get("resourceVersion")
+    return str(version) if version is not None else None
 
 
 async def _first(work: Any, stop: asyncio.Event) -> bool:

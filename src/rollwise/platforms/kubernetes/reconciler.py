@@ -43,6 +43,7 @@ log = logging.getLogger("rollwise.kubernetes.reconcile")
 
 Key = tuple[str, str]
 ROUTER_CONDITION = "TrafficRouted"
+KEPT_VERSIONS = 4  # own write versions remembered per object
 
 
 class RouterFactory(Protocol):
@@ -71,6 +72,11 @@ class Result:
     gone: bool = False  # the Rollout no longer exists: its worker can go
 
 
+class Stale(Exception):
+    """An object changed since this reconcile read it (a write conditional on its resourceVersion
+    was refused): plan again on what is there now."""
+
+
 class Reconciler:
     def __init__(
         self,
@@ -92,8 +98,35 @@ class Reconciler:
         # of them wakes the rollout.
         self.references: dict[Key, set[str]] = {}
         self._last_error: dict[Key, str] = {}
+        # The resourceVersions the controller's last writes of each object returned ("Rollout/x",
+        # "ReplicaSet/y"), per Rollout. Each of those writes was conditional on the version its
+        # reconcile read (or created the object), so the object at that version is what the
+        # reconcile already planned on plus its own change: its watch event need not wake the
+        # Rollout again. Anyone else's write makes a new version, which does. A few per object:
+        # one reconcile can write one object twice (a Rollout's status, then its annotation).
+        self.written: dict[Key, dict[str, tuple[str, ...]]] = {}
+
+    def own_write(self, key: Key, ref: str, version: str | None) -> bool:
+        """Whether `ref` at `version` is exactly what one of this controller's writes left."""
+        return version is not None and version in self.written.get(key, {}).get(ref, ())
+
+    def _remember(self, key: Key, ref: str, stored: Any) -> str | None:
+        """Note the version a write returned; returns it."""
+        meta = getattr(stored, "metadata", None)
+        version = getattr(meta, "resourceVersion", None) if meta is not None else None
+        if version is None:
+            return None
+        versions = self.written.setdefault(key, {})
+        versions[ref] = (*versions.get(ref, ())[-(KEPT_VERSIONS - 1) :], str(version))
+        return str(version)
 
     async def reconcile(self, namespace: str, name: str) -> Result:
+        try:
+            return await self._reconcile(namespace, name)
+        except Stale:
+            return Result(requeue_after=0.0)
+
+    async def _reconcile(self, namespace: str, name: str) -> Result:
         key = (namespace, name)
         try:
             obj: dict[str, Any] = (await self.client.get(Rollout, name, namespace=namespace)).to_dict()  # type: ignore[no-untyped-call]
@@ -115,17 +148,18 @@ class Reconciler:
         old_status = rollout.status
 
         # --- inputs -------------------------------------------------------------------------
+        version = meta.get("resourceVersion")  # as this reconcile's own writes leave it
         command: PendingCommand | None = None
         annotations = meta.get("annotations") or {}
         try:
             command = pending(annotations)
         except CommandError as exc:
             await self._event(key, uid, "Warning", "InvalidCommand", str(exc))
-            await self._drop_command(namespace, name, annotations.get(COMMAND_ANNOTATION))
+            version = await self._drop_command(key, annotations.get(COMMAND_ANNOTATION), version)
         handled = old_status.handled_command if old_status is not None else None
         commands: list[Command] = []
         if command is not None and command.id == handled:
-            await self._drop_command(namespace, name, annotations.get(COMMAND_ANNOTATION))
+            version = await self._drop_command(key, annotations.get(COMMAND_ANNOTATION), version)
             command = None
         if command is not None:
             commands.append(command.command)
@@ -169,12 +203,13 @@ class Reconciler:
 
         # --- status -------------------------------------------------------------------------
         status = _status(plan, command, handled, problems, router_problem, routed.waiting, old_status, now)
+        status = self.runner.keep_evidence(key, old_status, status)  # a dynamic canary's evidence
         new_doc = _dump(status)
         old_doc = _dump(old_status) if old_status is not None else None
         wrote = False
         if new_doc != old_doc:
             try:
-                await self._write_status(namespace, name, meta.get("resourceVersion"), obj.get("status") or {}, new_doc)
+                stored = await self._write_status(namespace, name, version, obj.get("status") or {}, new_doc)
             except ApiError as exc:
                 if exc.status.code in (404, 409):
                     # Changed meanwhile (or gone): plan again on what is there now. A command
@@ -182,12 +217,13 @@ class Reconciler:
                     return Result(requeue_after=0.0, plan=plan, problems=problems)
                 raise
             wrote = True
+            version = self._remember(key, f"Rollout/{name}", stored) or version
             for kind, reason, message in transitions.changes(rollout, old_status, status):
                 await self._event(key, uid, kind, reason, message)
         for service, revision in routed.switched:
             await self._event(key, uid, "Normal", "ServiceSelected", f"Service {service} selects revision {revision}")
         if command is not None:
-            await self._drop_command(namespace, name, annotations.get(COMMAND_ANNOTATION))
+            await self._drop_command(key, annotations.get(COMMAND_ANNOTATION), version)
         delays = [d for d in (plan.requeue_after,) if d is not None]
         if problems or router_problem is not None:
             delays.append(self.retry_seconds)
@@ -218,16 +254,17 @@ class Reconciler:
                     continue
                 manifest = workloads.replicaset_manifest(rollout, uid, revision, template, count)
                 replicaset = cast(ReplicaSet, ReplicaSet.from_dict(manifest))
-                await self.client.apply(replicaset, field_manager=FIELD_MANAGER, force=True)
+                stored = await self.client.apply(replicaset, field_manager=FIELD_MANAGER, force=True)
+                self._remember((namespace, rollout.metadata.name), f"ReplicaSet/{manifest['metadata']['name']}", stored)
             elif count > existing.replicas:
-                await self._scale(namespace, existing.name, count)
+                await self._scale(namespace, rollout.metadata.name, existing, count)
 
     async def _shrink(self, namespace: str, name: str, plan: Plan, revisions: dict[str, workloads.RevisionSet]) -> None:
         retained = set(plan.retained_revisions)
         for revision, rs in revisions.items():
             count = plan.replicas.get(revision, 0)
             if count < rs.replicas:
-                await self._scale(namespace, rs.name, count)
+                await self._scale(namespace, name, rs, count)
             elif count == 0 and rs.replicas == 0 and rs.status_replicas == 0 and revision not in retained:
                 try:
                     await self.client.delete(ReplicaSet, replicaset_name(name, revision), namespace=namespace)
@@ -235,15 +272,26 @@ class Reconciler:
                     if exc.status.code != 404:
                         raise
 
-    async def _scale(self, namespace: str, name: str, replicas: int) -> None:
-        await self.client.patch(
-            ReplicaSet,
-            name,
-            {"spec": {"replicas": replicas}},
-            namespace=namespace,
-            patch_type=PatchType.MERGE,
-            field_manager=FIELD_MANAGER,
-        )
+    async def _scale(self, namespace: str, rollout: str, rs: workloads.RevisionSet, replicas: int) -> None:
+        # Conditional on the version read: a change made meanwhile (its pods' readiness) is planned
+        # on first, and the version this write returns is then ours alone (see `written`).
+        body: dict[str, Any] = {"spec": {"replicas": replicas}}
+        if rs.resource_version is not None:
+            body["metadata"] = {"resourceVersion": rs.resource_version}
+        try:
+            stored = await self.client.patch(
+                ReplicaSet,
+                rs.name,
+                body,
+                namespace=namespace,
+                patch_type=PatchType.MERGE,
+                field_manager=FIELD_MANAGER,
+            )
+        except ApiError as exc:
+            if exc.status.code == 409:
+                raise Stale(f"ReplicaSet {namespace}/{rs.name}") from None
+            raise
+        self._remember((namespace, rollout), f"ReplicaSet/{rs.name}", stored)
 
     async def _scale_down_source(
         self, rollout: RolloutModel, plan: Plan, deployment: dict[str, Any] | None, seen: Observed
@@ -294,7 +342,11 @@ class Reconciler:
             return None
         try:
             await router.apply(plan.routes, backends)
-            observed = await router.observe(backends)
+            # The server's answer to the write is the read-back (admission and schema pruning
+            # included); a router without one reads again.
+            observed = router.applied(backends)
+            if observed is None:
+                observed = await router.observe(backends)
         except RouterError as exc:
             return f"{router.kind}: {exc}"
         except ApiError as exc:
@@ -308,11 +360,11 @@ class Reconciler:
 
     async def _write_status(
         self, namespace: str, name: str, version: str | None, stored: dict[str, Any], doc: dict[str, Any]
-    ) -> None:
+    ) -> Any:
         # A JSON merge patch of the difference (removed fields as nulls) on the status
         # subresource; the resourceVersion read makes a status computed from a stale read a 409.
         body = {"metadata": {"resourceVersion": version}, "status": merge_diff(stored, doc)}
-        await self.client.patch(
+        return await self.client.patch(
             Rollout.Status,
             name,
             body,
@@ -321,23 +373,26 @@ class Reconciler:
             field_manager=FIELD_MANAGER,
         )
 
-    async def _drop_command(self, namespace: str, name: str, raw: str | None) -> None:
+    async def _drop_command(self, key: Key, raw: str | None, version: str | None) -> str | None:
+        """Remove the command annotation as read; returns the Rollout's version after."""
         if raw is None:
-            return
+            return version
+        namespace, name = key
         path = "/metadata/annotations/" + COMMAND_ANNOTATION.replace("~", "~0").replace("/", "~1")
+        # Only the annotation read: a command written meanwhile stays for the next reconcile. On
+        # the version this reconcile knows, too, so that the version written is its own alone.
+        ops: list[dict[str, Any]] = [{"op": "test", "path": path, "value": raw}, {"op": "remove", "path": path}]
+        if version is not None:
+            ops.insert(0, {"op": "test", "path": "/metadata/resourceVersion", "value": version})
         try:
-            # Only the annotation read: a command written meanwhile stays for the next reconcile.
-            await self.client.patch(
-                Rollout,
-                name,
-                [{"op": "test", "path": path, "value": raw}, {"op": "remove", "path": path}],
-                namespace=namespace,
-                patch_type=PatchType.JSON,
-                field_manager=FIELD_MANAGER,
+            stored = await self.client.patch(
+                Rollout, name, ops, namespace=namespace, patch_type=PatchType.JSON, field_manager=FIELD_MANAGER
             )
         except ApiError as exc:
             if exc.status.code not in (404, 409, 422):
                 raise
+            return version
+        return self._remember(key, f"Rollout/{name}", stored) or version
 
     async def _event(self, key: Key, uid: str, kind: EventType, reason: str, message: str) -> None:
         await self.events.record(key[0], key[1], uid or None, kind, reason, message)
@@ -354,6 +409,7 @@ class Reconciler:
     def forget(self, key: Key) -> None:
         self.references.pop(key, None)
         self._last_error.pop(key, None)
+        self.written.pop(key, None)
 
 
 def _status(

@@ -155,6 +155,7 @@ class RevisionSet:
     ready: int
     available: int
     observed_generation_current: bool
+    resource_version: str | None = None
 
 
 async def list_revisions(client: AsyncClient, namespace: str, rollout: str, uid: str) -> dict[str, RevisionSet]:
@@ -176,6 +177,7 @@ async def list_revisions(client: AsyncClient, namespace: str, rollout: str, uid:
             available=(status.availableReplicas if status else 0) or 0,
             observed_generation_current=status is not None
             and (status.observedGeneration or 0) >= (meta.generation or 0),
+            resource_version=meta.resourceVersion,
         )
     return out
 

@@ -98,6 +98,12 @@ class Router(Protocol):
         """Read the object back from the API server (never from a cache)."""
         ...
 
+    def applied(self, backends: Backends) -> ObservedRoutes | None:
+        """What the API server answered to the last `apply` (the stored object of its write, or
+        its read when there was nothing to change), in Service terms: the read-back of a reconcile
+        without a second read. None when the router has no such answer and `observe` must read."""
+        ...
+
 
 def expected_routes(table: RouteTable, backends: Backends) -> ObservedRoutes:
     """The route table in Service terms, as a verified object must read."""

@@ -65,6 +65,7 @@ class GatewayAPIRouter:
         self.field_manager = field_manager
         self.own_services = {s for s in (stable_service, canary_service) if s}
         self._inserted = (0, 0)  # where the last write put its copies: (index, count)
+        self._applied: Obj | None = None  # what the API server answered to the last `apply`
 
     # --- apply ------------------------------------------------------------------------------------
 
@@ -83,6 +84,7 @@ class GatewayAPIRouter:
         rules = stored.get("spec", {}).get("rules") or []
         if count and not any(_is_ours(r) for r in rules):
             await self._take_back(stored, first, count)
+        self._applied = stored
 
     async def _take_back(self, stored: Obj, first: int, count: int) -> None:
         """The server dropped `rules[].name` (an HTTPRoute CRD older than Gateway API v1.4's
@@ -181,6 +183,9 @@ class GatewayAPIRouter:
     async def observe(self, backends: Backends) -> ObservedRoutes:
         route = await objects.read(self.client, HTTPRoute, self.routing.http_route, self.namespace, "HTTPRoute")
         return self.translate(route, backends)
+
+    def applied(self, backends: Backends) -> ObservedRoutes | None:
+        return None if self._applied is None else self.translate(self._applied, backends)
 
     def translate(self, route: Obj, backends: Backends) -> ObservedRoutes:
         """The HTTPRoute as read, in Service terms."""

@@ -70,6 +70,8 @@ class IstioRouter:
         self.subsets: dict[str, Role] = (
             {dr.stable_subset_name: "stable", dr.canary_subset_name: "canary"} if dr is not None else {}
         )
+        # What the API server answered to the last `apply` (see `applied`).
+        self._applied: tuple[Obj | None, Obj] | None = None
 
     # --- apply ------------------------------------------------------------------------------------
 
@@ -86,6 +88,7 @@ class IstioRouter:
         require(self.kind, self.capabilities, table)
         backends = self._with_roles(backends)
         host = None
+        dr: Obj | None = None
         if self.routing.destination_rule is not None:
             dr = await objects.update(
                 self.client,
@@ -97,7 +100,7 @@ class IstioRouter:
                 self.field_manager,
             )
             host = dr.get("spec", {}).get("host")
-        await objects.update(
+        vs = await objects.update(
             self.client,
             VirtualService,
             self.routing.virtual_service.name,
@@ -106,6 +109,7 @@ class IstioRouter:
             lambda obj: self._route(obj, table, backends, host),
             self.field_manager,
         )
+        self._applied = (dr, vs)
 
     def _label_subsets(self, obj: Obj, backends: Backends) -> Obj:
         subsets = obj.get("spec", {}).get("subsets") or []
@@ -261,6 +265,12 @@ class IstioRouter:
         return _short_host(dest.get("host", ""), self.namespace) in self.own_services
 
     # --- observe ----------------------------------------------------------------------------------
+
+    def applied(self, backends: Backends) -> ObservedRoutes | None:
+        if self._applied is None:
+            return None
+        dr, vs = self._applied
+        return self.translate(vs, dr, backends)
 
     async def observe(self, backends: Backends) -> ObservedRoutes:
         dr = None

@@ -200,6 +200,9 @@ class NginxRouter:
 
     # --- observe ----------------------------------------------------------------------------------
 
+    def applied(self, backends: Backends) -> ObservedRoutes | None:
+        return None  # two Ingresses, one of them maybe not written: `observe` reads both
+
     async def observe(self, backends: Backends) -> ObservedRoutes:
         problems: list[str] = []
         stable = await objects.read(self.client, Ingress, self.routing.ingress, self.namespace, "Ingress")
