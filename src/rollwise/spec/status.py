@@ -120,6 +120,22 @@ class DynamicStatus(Spec):
     last_decision: str | None = Field(default=None, alias="lastDecision")
 
 
+class DynamicEvidence(Spec):
+    """Kubernetes: what a dynamic canary's finished intervals found (the sequential test's
+    cumulative counts, stable's history and the latency threshold), which the next interval
+    continues from; kept here so that a restarted controller continues with the same evidence.
+    Fixed in size: one record per Rollout, for its current revision and attempt."""
+
+    run: str = Field(description="The analysis runs it belongs to: `<rollout>-<revision>-<attempt>`.")
+    interval: NonNegativeInt = Field(description="The last finished interval (its `dynamic.interval`).")
+    counts: dict[str, NonNegativeInt] = Field(
+        description="Cumulative requests, errors and slow requests of canary and stable, stable's history."
+    )
+    latency_threshold_ms: float | None = Field(
+        default=None, alias="latencyThresholdMs", description="Stable's p95 before the canary, when known."
+    )
+
+
 class DowntimeWindow(Spec):
     """Recreate: the time during which no revision served, from the scale-down of the old revision
     to the first ready replica of the new one."""
@@ -182,6 +198,7 @@ class RolloutStatus(Spec):
     analysis_runs: list[AnalysisRecord] | None = Field(default=None, alias="analysisRuns")
     blue_green: BlueGreenStatus | None = Field(default=None, alias="blueGreen")
     dynamic: DynamicStatus | None = None
+    dynamic_evidence: DynamicEvidence | None = Field(default=None, alias="dynamicEvidence")
     downtime: DowntimeWindow | None = None
     undo: UndoState | None = None
     last_command: CommandRecord | None = Field(default=None, alias="lastCommand")

@@ -2,9 +2,13 @@
 with the analysis package's providers, its verdict fed back to the engine (which is woken when a
 run's phase changes).
 
-Nothing here needs to survive a restart: the engine keeps every final verdict in
+Little here needs to survive a restart: the engine keeps every final verdict in
 status.analysisRuns, and asks again (`plan.start_runs`) for any run still wanted without a verdict,
-which a restarted controller then measures from the beginning under the same name.
+which a restarted controller then measures from the beginning under the same name. The one thing
+kept is a dynamic canary's evidence (the sequential test's cumulative counts and latency threshold,
+which every interval continues from): the status the reconciler writes carries it
+(`status.dynamicEvidence`, see `keep_evidence`), in the same write as the decision the interval's
+verdict led to, and a restarted controller reads it back from there.
 
 Traffic figures per revision (builtin metrics, a dynamic canary's intervals, an A/B winner) come
 from the router's own metrics in Prometheus (traffic.py), at the address the controller is given
@@ -34,6 +38,7 @@ from rollwise.analysis.providers.kubernetes_job import jobs_of_run, uses_jobs
 from rollwise.analysis.run import AnalysisRunState
 from rollwise.analysis.secrets import secret_refs
 from rollwise.analysis.secrets_kubernetes import read_secrets
+from rollwise.analysis.sequential import Evidence
 from rollwise.analysis.timestamps import parse_time, utc_now
 from rollwise.engine import AnalysisRunRequest, Plan
 from rollwise.platforms.kubernetes.names import AnalysisTemplate, ClusterAnalysisTemplate
@@ -48,6 +53,7 @@ from rollwise.platforms.kubernetes.traffic import (
 )
 from rollwise.spec.analysis import AnalysisTemplateSpec, Argument, Metric, Verdict
 from rollwise.spec.rollout import Rollout
+from rollwise.spec.status import DynamicEvidence, RolloutStatus
 
 log = logging.getLogger("rollwise.kubernetes.analysis")
 
@@ -75,6 +81,32 @@ class Run:
     judgement: Judgement | None = field(default=None, repr=False)
 
 
+@dataclass(frozen=True)
+class Carried:
+    """What a dynamic canary's last finished interval hands to the next: the evidence after it and
+    the latency threshold held for the whole rollout."""
+
+    prefix: str  # the run names' prefix, `<rollout>-<revision>-<attempt>`
+    interval: int
+    evidence: Evidence
+    latency_threshold_ms: float | None
+
+    def to_status(self) -> DynamicEvidence:
+        counts = {k: v for k, v in self.evidence.to_dict().items() if v is not None}
+        return DynamicEvidence(
+            run=self.prefix, interval=self.interval, counts=counts, latency_threshold_ms=self.latency_threshold_ms
+        )
+
+    @classmethod
+    def from_status(cls, kept: DynamicEvidence) -> Carried:
+        return cls(kept.run, kept.interval, Evidence.from_dict(kept.counts), kept.latency_threshold_ms)
+
+
+def run_prefix(name: str) -> str:
+    """`<rollout>-<revision>-<attempt>` of a dynamic canary's run name (`...-dyn<interval>`)."""
+    return name.rsplit("-dyn", 1)[0]
+
+
 class AnalysisRunner:
     def __init__(
         self,
@@ -92,8 +124,8 @@ class AnalysisRunner:
         self.prometheus_url = prometheus_url or os.environ.get(PROMETHEUS_ENV) or None
         self._runs: dict[Key, dict[str, Run]] = {}
         # The last finished interval of each rollout's dynamic canary (evidence and latency
-        # threshold carry over to the next interval): (run-name prefix, step, judgement).
-        self._dynamic: dict[Key, tuple[str, int, DynamicJudgement]] = {}
+        # threshold carry over to the next interval), also kept in its status.
+        self._dynamic: dict[Key, Carried] = {}
 
     def verdicts(self, key: Key) -> dict[str, Verdict]:
         return {name: run.phase for name, run in self._runs.get(key, {}).items()}
@@ -118,6 +150,22 @@ class AnalysisRunner:
         wanted = {r.name for r in plan.analysis}
         for name in [n for n, r in runs.items() if n not in wanted and r.phase in FINAL]:
             del runs[name]  # the engine keeps final verdicts in the status
+
+    def keep_evidence(self, key: Key, old: RolloutStatus | None, new: RolloutStatus) -> RolloutStatus:
+        """`new` (the status about to be written) with the dynamic canary's evidence, so that it
+        survives a restart of the controller: taken from `old` when this process has none yet,
+        dropped once the canary's revision or attempt is over."""
+        if key not in self._dynamic and old is not None and old.dynamic_evidence is not None:
+            self._dynamic[key] = Carried.from_status(old.dynamic_evidence)
+        carried = self._dynamic.get(key)
+        current = f"{key[1]}-{new.current_revision}-{new.attempt}"
+        if carried is not None and (new.dynamic is None or carried.prefix != current):
+            del self._dynamic[key]
+            carried = None
+        kept = carried.to_status() if carried is not None else None
+        if kept == new.dynamic_evidence:
+            return new
+        return new.model_copy(update={"dynamic_evidence": kept})
 
     async def forget(self, key: Key) -> None:
         runs = self._runs.pop(key, {})
@@ -214,6 +262,8 @@ class AnalysisRunner:
         rollout = await self._rollout(key)
         if rollout is None:
             return  # deleted meanwhile: the runner forgets it
+        if key not in self._dynamic and rollout.status is not None and rollout.status.dynamic_evidence is not None:
+            self._dynamic[key] = Carried.from_status(rollout.status.dynamic_evidence)
         series = RevisionSeries(self.client, rollout, req.revision)
         try:
             series.check()
@@ -233,7 +283,7 @@ class AnalysisRunner:
                 req,
                 env,
                 None,
-                evidence=before.after if before is not None else None,
+                evidence=before.evidence if before is not None else None,
                 weight=run.weight,
                 latency_threshold_ms=before.latency_threshold_ms if before is not None else None,
             )
@@ -247,16 +297,18 @@ class AnalysisRunner:
             await self._set(key, run, "Error", f"{what}: {exc}; promote to accept, abort to roll back")
             return
         if isinstance(judgement, DynamicJudgement) and judgement.after is not None:
-            prefix = req.name.rsplit("-dyn", 1)[0]
-            self._dynamic[key] = (prefix, req.step or 0, judgement)
+            # Kept before the verdict wakes the worker: the status written with the decision
+            # the verdict leads to carries this evidence (keep_evidence).
+            self._dynamic[key] = Carried(
+                run_prefix(req.name), req.step or 0, judgement.after, judgement.latency_threshold_ms
+            )
         await self._set(key, run, judgement.phase, judgement.message)
 
-    def _dynamic_before(self, key: Key, req: AnalysisRunRequest) -> DynamicJudgement | None:
-        prefix = req.name.rsplit("-dyn", 1)[0]
+    def _dynamic_before(self, key: Key, req: AnalysisRunRequest) -> Carried | None:
         kept = self._dynamic.get(key)
-        if kept is None or kept[0] != prefix or kept[1] >= (req.step or 0):
+        if kept is None or kept.prefix != run_prefix(req.name) or kept.interval >= (req.step or 0):
             return None
-        return kept[2]
+        return kept
 
     async def _rollout(self, key: Key) -> Rollout | None:
         try:
