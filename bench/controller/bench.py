@@ -3,7 +3,7 @@ latency, and the time from a spec change to the routing object updated.
 
 Three processes: the emulated API server with the readiness driver (cluster.py), the controller
 exactly as deployed (`python -m rollwise.cli controller run` with a kubeconfig pointing at the
-emulator, watching every namespace, default resync 60 s), and this script, which only starts them,
+emulator, watching every namespace, default resync), and this script, which only starts them,
 reads /proc and scrapes the controller's /metrics.
 
 Phases:
