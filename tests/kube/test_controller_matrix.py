@@ -1,5 +1,6 @@
-"""The controller with the Gateway API and NGINX routers, strategy by strategy: canary abort, canary
-undo, A/B by header and by cookie, Gateway API shadow. After each step the exact routing objects
+"""The controller with the Gateway API and NGINX routers, strategy by strategy: canary abort (each
+mode; Istio with DestinationRule subsets too), canary undo, A/B by header and by cookie, Gateway API
+shadow and matched mirror. After each step the exact routing objects
 (every HTTPRoute rule; the user's Ingress and the canary Ingress), the Service selectors and the
 ReplicaSets with their replica counts. The user's own HTTPRoute rules, filters and timeouts, and
 the user's Ingress, stay as written. Blue-green uses no router (it switches Service selectors;
@@ -20,11 +21,12 @@ import pytest
 import pytest_asyncio
 import yaml
 from lightkube import AsyncClient
+from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.networking_v1 import Ingress
 from lightkube.types import PatchType
 
 from rollwise.lint import lint_paths
-from rollwise.platforms.kubernetes.names import Rollout
+from rollwise.platforms.kubernetes.names import REVISION_LABEL, Rollout
 from rollwise.testing.kubeapi import ApiServer
 from tests.kube.controller_harness import (
     NS,
@@ -48,6 +50,9 @@ pytestmark = pytest.mark.asyncio
 
 STABLE, CANARY = "web-stable", "web-canary"
 GATEWAY = "gateway.networking.k8s.io/v1"
+ISTIO = "networking.istio.io/v1"
+VirtualService = create_namespaced_resource("networking.istio.io", "v1", "VirtualService", "virtualservices")
+DestinationRule = create_namespaced_resource("networking.istio.io", "v1", "DestinationRule", "destinationrules")
 NGINX = "nginx.ingress.kubernetes.io"
 # The machine is shared and slow at times: a generous deadline, never a sleep.
 DEADLINE = 60
@@ -108,6 +113,14 @@ def split(canary: int, *rules: Rule) -> Table:
 class Router:
     key: str
     routing: dict[str, Any]
+    services = True  # the revisions are reached through the stable and canary Services
+    # After an abort the canary Service selects the stable revision again; a subset instead keeps
+    # the aborted revision's label (it has no pods and nothing is routed to it).
+    canary_back_to_stable = True
+
+    def selected(self, api: ApiServer) -> tuple[str | None, str | None]:
+        """The revisions the stable and the canary backend select."""
+        return selector(api, STABLE), selector(api, CANARY)
 
     async def install(self, api: ApiServer, client: AsyncClient) -> None:
         raise NotImplementedError
@@ -313,6 +326,87 @@ class NginxIngress(Router):
             check_builtin({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", **obj})
 
 
+class IstioSubsets(Router):
+    """Istio with a DestinationRule and no stable/canary Services: the subsets' revision labels pick
+    the revisions, the VirtualService splits between the subsets (the table's Services stand for
+    the subsets of the same role). A route of the user's own comes first and stays."""
+
+    key = "istio"
+    routing = {
+        "istio": {
+            "virtualService": {"name": "web", "routes": ["primary"]},
+            "destinationRule": {"name": "web", "stableSubsetName": "stable", "canarySubsetName": "canary"},
+        }
+    }
+    services = False
+    canary_back_to_stable = False
+    SUBSET = {STABLE: "stable", CANARY: "canary"}
+    PRIMARY = {
+        "name": "primary",
+        "timeout": "5s",
+        "route": [{"destination": {"host": "web", "subset": "stable"}, "weight": 100}],
+    }
+    OTHER = {"name": "admin", "match": [{"uri": {"prefix": "/admin"}}], "route": [{"destination": {"host": "admin"}}]}
+    RULE = {
+        "host": "web",
+        "trafficPolicy": {"loadBalancer": {"simple": "LEAST_REQUEST"}},
+        "subsets": [{"name": "stable", "labels": {"app": "web"}}, {"name": "canary", "labels": {"app": "web"}}],
+    }
+
+    def __init__(self) -> None:
+        self.initial: dict[str, Any] = {}
+
+    async def install(self, api: ApiServer, client: AsyncClient) -> None:
+        meta = {"name": "web", "namespace": NS}
+        rule = {"apiVersion": ISTIO, "kind": "DestinationRule", "metadata": meta, "spec": self.RULE}
+        await client.create(DestinationRule.from_dict(copy.deepcopy(rule)))
+        spec = {"hosts": ["web"], "http": [self.OTHER, self.PRIMARY]}
+        vs = {"apiVersion": ISTIO, "kind": "VirtualService", "metadata": meta, "spec": spec}
+        await client.create(VirtualService.from_dict(copy.deepcopy(vs)))
+        stored = api.get_object(ISTIO, "VirtualService", NS, "web")
+        assert stored is not None
+        self.initial = copy.deepcopy(stored["spec"])
+
+    def read(self, api: ApiServer) -> Any:
+        vs = api.get_object(ISTIO, "VirtualService", NS, "web")
+        assert vs is not None
+        return vs["spec"]
+
+    def selected(self, api: ApiServer) -> tuple[str | None, str | None]:
+        dr = api.get_object(ISTIO, "DestinationRule", NS, "web")
+        assert dr is not None
+        assert dr["spec"]["trafficPolicy"] == self.RULE["trafficPolicy"]  # the user's, kept
+        revisions = {}
+        for subset in dr["spec"]["subsets"]:
+            labels = dict(subset["labels"])
+            assert labels.pop("app") == "web"
+            revisions[subset["name"]] = labels.pop(REVISION_LABEL, None)
+            assert not labels, labels
+        return revisions["stable"], revisions["canary"]
+
+    def expected(self, table: Table) -> Any:
+        assert not table.mirrors
+        other, primary = copy.deepcopy(self.initial["http"])
+
+        def to(service: str, weight: int) -> dict[str, Any]:
+            return {"destination": {"host": "web", "subset": self.SUBSET[service]}, "weight": weight}
+
+        primary["route"] = [to(svc, w) for svc, w in table.split if w > 0]
+        copies = []
+        for rule in table.rules:
+            assert rule.kind == "header"
+            c = copy.deepcopy(primary)
+            c["name"] = f"rollwise-{rule.name}"
+            c["match"] = [{"headers": {rule.key: {"exact": rule.value}}}]
+            c["route"] = [{"destination": to(rule.service, 100)["destination"]}]  # one destination: no weight
+            copies.append(c)
+        return {**self.initial, "http": [other, *copies, primary]}
+
+    def check_written(self, api: ApiServer, shared: Path) -> None:
+        assert check_all_custom(api, shared, "virtualservices") >= 2
+        assert check_all_custom(api, shared, "destinationrules") >= 2
+
+
 ROUTERS = [pytest.param(GatewayAPI, id="gatewayAPI"), pytest.param(NginxIngress, id="nginx")]
 
 
@@ -324,24 +418,14 @@ async def running(
         yield running
 
 
-def selectors(api: ApiServer) -> tuple[str | None, str | None]:
-    return selector(api, STABLE), selector(api, CANARY)
-
-
 def no_router_failures(api: ApiServer) -> None:
     failed = [e for e in events(api, "web") if e[1] == "RouterFailed"]
     assert not failed, failed
 
 
 def canary(steps: list[dict[str, Any]], router: Router) -> dict[str, Any]:
-    return {
-        "canary": {
-            "stableService": STABLE,
-            "canaryService": CANARY,
-            "trafficRouting": router.routing,
-            "steps": steps,
-        }
-    }
+    services = {"stableService": STABLE, "canaryService": CANARY} if router.services else {}
+    return {"canary": {**services, "trafficRouting": router.routing, "steps": steps}}
 
 
 async def start(
@@ -355,7 +439,7 @@ async def start(
     await until(api, lambda: healthy(api, "web", v1))
     await until(api, lambda: router.routes(api, STABLE_ONLY))
     assert replicasets(api, "web") == {v1: 4}
-    assert selectors(api) == (v1, v1)
+    assert router.selected(api) == (v1, v1)
     return doc, v1
 
 
@@ -365,7 +449,7 @@ TESTERS = Rule("testers", CANARY, "header", "x-canary", "always")
 
 
 @pytest.mark.parametrize("mode", ["instant", "gradual", "freeze"])
-@pytest.mark.parametrize("router_type", ROUTERS)
+@pytest.mark.parametrize("router_type", [*ROUTERS, pytest.param(IstioSubsets, id="istio-subsets")])
 async def test_canary_abort_takes_traffic_back(
     api: ApiServer,
     client: AsyncClient,
@@ -392,19 +476,20 @@ async def test_canary_abort_takes_traffic_back(
     await until(api, lambda: router.routes(api, split(50, TESTERS)))
     assert router.read(api) == router.expected(split(50, TESTERS))
     assert replicasets(api, "web") == {v1: 4, v2: 2}
-    assert selectors(api) == (v1, v2)
+    assert router.selected(api) == (v1, v2)
 
-    with Trail(api, lambda: (router.read(api), selectors(api))) as trail:
+    with Trail(api, lambda: (router.read(api), router.selected(api))) as trail:
         await command(client, "web", "abort")
         await until(api, lambda: status(api, "web").get("phase") == "Aborted")
         if mode == "freeze":
             await until(api, lambda: "frozen" in status(api, "web").get("message", ""))
             assert router.read(api) == router.expected(split(50, TESTERS))
             assert replicasets(api, "web") == {v1: 4, v2: 2}
-            assert selectors(api) == (v1, v2)
+            assert router.selected(api) == (v1, v2)
             await command(client, "web", "abort")  # again: roll back now
         await until(api, lambda: replicasets(api, "web") == {v1: 4, v2: 0})
-        await until(api, lambda: router.routes(api, STABLE_ONLY) and selectors(api) == (v1, v1))
+        after = (v1, v1 if router.canary_back_to_stable else v2)
+        await until(api, lambda: router.routes(api, STABLE_ONLY) and router.selected(api) == after)
     stepped = [split(30), split(10)] if mode == "gradual" else []
     tables = [split(50, TESTERS), *stepped, STABLE_ONLY]
     # Each route as first written, with what the canary Service selected then: a route sending
@@ -412,7 +497,7 @@ async def test_canary_abort_takes_traffic_back(
     firsts = [(r, sel) for i, (r, sel) in enumerate(trail.values) if i == 0 or trail.values[i - 1][0] != r]
     assert [r for r, _ in firsts] == [router.expected(t) for t in tables]
     assert [sel for _, sel in firsts[:-1]] == [(v1, v2)] * (len(tables) - 1)
-    assert selectors(api) == (v1, v1)
+    assert router.selected(api) == after
     assert status(api, "web")["stableRevision"] == v1
     no_router_failures(api)
     router.check_written(api, shared_crds)
@@ -435,7 +520,7 @@ async def test_canary_promote_then_undo_is_fast_tracked(
     await until(api, lambda: step(api, "web") == 1 and weights(api, "web") == {v1: 70, v2: 30})
     await until(api, lambda: router.routes(api, split(30)))
     assert replicasets(api, "web") == {v1: 4, v2: 2}
-    assert selectors(api) == (v1, v2)
+    assert router.selected(api) == (v1, v2)
 
     await command(client, "web", "promote")
     await until(api, lambda: healthy(api, "web", v2))
@@ -521,14 +606,14 @@ async def test_ab_test_routes_variants_by_match_then_ends(
     await until(api, lambda: router.routes(api, experiment))
     # A candidate chosen by match rules gets every replica: nobody knows how much its rules select.
     assert replicasets(api, "web") == {v1: 4, v2: 4}
-    assert selectors(api) == (v1, v2)
+    assert router.selected(api) == (v1, v2)
 
     await command(client, "web", end)
     if end == "abort":
         await until(api, lambda: status(api, "web").get("phase") == "Aborted")
         await until(api, lambda: replicasets(api, "web") == {v1: 4, v2: 0})
         await until(api, lambda: router.routes(api, STABLE_ONLY))
-        assert selectors(api) == (v1, v1)
+        assert router.selected(api) == (v1, v1)
     else:
         await until(api, lambda: healthy(api, "web", v2))
         await until(api, lambda: router.routes(api, STABLE_ONLY) and selector(api, STABLE) == v2)
@@ -564,7 +649,7 @@ async def test_gateway_api_shadow_mirrors_a_percent_then_promotes_by_steps(
     await until(api, lambda: router.routes(api, mirroring))
     # ceil(4 x 50%) shadow replicas; users all on stable, half the requests copied to the shadow.
     assert replicasets(api, "web") == {v1: 4, v2: 2}
-    assert selectors(api) == (v1, v2)
+    assert router.selected(api) == (v1, v2)
 
     await command(client, "web", "promote")  # ends the shadow phase: the promotion steps follow
     await until(api, lambda: weights(api, "web") == {v1: 60, v2: 40})
@@ -637,7 +722,7 @@ async def test_nginx_ab_test_with_a_control_match_is_a_lint_error_and_pauses_whe
     await until(api, lambda: status(api, "web").get("phase") != "Paused")
     await until(api, lambda: router.routes(api, Table(STABLE_ONLY.split, (candidate,))))
     assert replicasets(api, "web") == {v1: 4, v2: 4}
-    assert selectors(api) == (v1, v2)
+    assert router.selected(api) == (v1, v2)
 
 
 async def test_gateway_api_canary_matched_mirror_step_then_removed(
@@ -663,7 +748,7 @@ async def test_gateway_api_canary_matched_mirror_step_then_removed(
     await until(api, lambda: router.routes(api, mirrored))
     # Mirrored requests are traffic too: ceil(4 x 30%) replicas, more than the 20% weight needs.
     assert replicasets(api, "web") == {v1: 4, v2: 2}
-    assert selectors(api) == (v1, v2)
+    assert router.selected(api) == (v1, v2)
 
     await command(client, "web", "promote")
     await until(api, lambda: step(api, "web") == 4)
