@@ -18,10 +18,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from lightkube import AsyncClient
+from lightkube import AsyncClient, KubeConfig
+from lightkube.config.kubeconfig import Cluster, User
 from lightkube.resources.core_v1 import Namespace
 
 from rollwise.analysis.sequential import Evidence, WindowCounts, decide
+from rollwise.platforms.kubernetes.analysis import AnalysisRunner
+from rollwise.spec.status import RolloutStatus
 from rollwise.spec.strategies.canary import DynamicWeighting
 from rollwise.testing.kubeapi import ApiServer
 from tests.analysis.prometheus_process import run_prometheus
@@ -163,3 +166,36 @@ async def test_a_restarted_controller_continues_a_dynamic_canary_with_the_eviden
     assert found is not None, failed[-1]
     assert MIN_SAMPLES <= int(found.group(1)) <= counted + served_after, (failed[-1], counted, served_after)
     assert "error rate is above stable's" in failed[-1], failed[-1]
+
+
+def with_evidence(revision: str, attempt: int, interval: int, record: int | None) -> RolloutStatus:
+    doc: dict[str, Any] = {
+        "currentRevision": revision,
+        "attempt": attempt,
+        "dynamic": {"weight": 20, "stepWeight": 10, "interval": interval},
+    }
+    if record is not None:
+        found = Evidence(canary_requests=150, canary_errors=30, history_requests=STABLE_HISTORY)
+        counts = {k: v for k, v in found.to_dict().items() if v is not None}
+        doc["dynamicEvidence"] = {"run": f"web-{revision}-{attempt}", "interval": record, "counts": counts}
+    return RolloutStatus.model_validate(doc)
+
+
+async def test_the_evidence_is_kept_for_its_revision_and_attempt_only() -> None:
+    """A new controller writes the evidence it read back while the canary goes on, and drops it
+    from the status once a new revision or a retry (a new attempt) starts over."""
+    client = AsyncClient(KubeConfig.from_one(cluster=Cluster(server="http://127.0.0.1:9"), user=User()))
+    try:
+
+        async def notify(*_: object) -> None:
+            return None
+
+        runner = AnalysisRunner(client, notify, prometheus_url="http://127.0.0.1:9")
+        key = (NS, "web")
+        old = with_evidence("aaa", 1, 2, record=1)
+        kept = runner.keep_evidence(key, old, with_evidence("aaa", 1, 2, record=None))
+        assert kept.dynamic_evidence == old.dynamic_evidence
+        assert runner.keep_evidence(key, old, with_evidence("aaa", 2, 0, record=None)).dynamic_evidence is None
+        assert runner.keep_evidence(key, old, with_evidence("bbb", 1, 0, record=None)).dynamic_evidence is None
+    finally:
+        await client.close()

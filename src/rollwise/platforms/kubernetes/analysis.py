@@ -155,14 +155,21 @@ class AnalysisRunner:
         """`new` (the status about to be written) with the dynamic canary's evidence, so that it
         survives a restart of the controller: taken from `old` when this process has none yet,
         dropped once the canary's revision or attempt is over."""
-        if key not in self._dynamic and old is not None and old.dynamic_evidence is not None:
-            self._dynamic[key] = Carried.from_status(old.dynamic_evidence)
+        previous = old.dynamic_evidence if old is not None else None
+        if key not in self._dynamic and previous is not None:
+            self._dynamic[key] = Carried.from_status(previous)
         carried = self._dynamic.get(key)
         current = f"{key[1]}-{new.current_revision}-{new.attempt}"
-        if carried is not None and (new.dynamic is None or carried.prefix != current):
-            del self._dynamic[key]
-            carried = None
-        kept = carried.to_status() if carried is not None else None
+        kept: DynamicEvidence | None = None
+        if carried is None or new.dynamic is None or carried.prefix != current:
+            self._dynamic.pop(key, None)
+        elif carried.interval < new.dynamic.interval:
+            kept = carried.to_status()
+        elif previous is not None and previous.run == current and previous.interval < new.dynamic.interval:
+            # The plan has not taken the interval's verdict yet (this reconcile began before the
+            # interval ended): the status keeps the evidence from before that interval, which a
+            # restarted controller would measure again.
+            kept = previous
         if kept == new.dynamic_evidence:
             return new
         return new.model_copy(update={"dynamic_evidence": kept})
