@@ -1,10 +1,9 @@
-"""The controller with the Gateway API and NGINX routers, strategy by strategy: canary abort (each
-mode; Istio with DestinationRule subsets too), canary undo, A/B by header and by cookie, Gateway API
-shadow and matched mirror. After each step the exact routing objects
-(every HTTPRoute rule; the user's Ingress and the canary Ingress), the Service selectors and the
-ReplicaSets with their replica counts. The user's own HTTPRoute rules, filters and timeouts, and
-the user's Ingress, stay as written. Blue-green uses no router (it switches Service selectors;
-test_controller.py covers it).
+"""The controller with the Gateway API and NGINX routers, strategy by strategy: canary abort in each
+mode (Istio with DestinationRule subsets too), canary undo, A/B by header and by cookie, Gateway
+API shadow and matched mirror. After each step the exact routing objects (every HTTPRoute rule; the
+user's Ingress and the canary Ingress), the Service selectors and the ReplicaSets with their
+replica counts. The user's own HTTPRoute rules, filters and timeouts, and the user's Ingress, stay
+as written. Blue-green uses no router (it switches Service selectors; test_controller.py covers it).
 
 Each router is a `Router` below: how its objects are set up, read back whole, and what they must
 read for a given route table; the scenarios run once per router."""
@@ -67,7 +66,7 @@ async def until(api: ApiServer, predicate: Callable[[], Any]) -> Any:
 
 @dataclass(frozen=True)
 class Rule:
-    """One match route: requests with header (or cookie) `name` equal to `value` go to `service`."""
+    """Match route `name`: requests whose header (or cookie) `key` equals `value` go to `service`."""
 
     name: str
     service: str
