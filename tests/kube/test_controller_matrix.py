@@ -760,3 +760,40 @@ async def test_gateway_api_canary_matched_mirror_step_then_removed(
     assert router.read(api) == router.expected(STABLE_ONLY)
     no_router_failures(api)
     router.check_written(api, shared_crds)
+
+
+@pytest.mark.parametrize("router_type", ROUTERS)
+async def test_canary_undo_after_the_old_revision_is_gone_goes_through_the_steps(
+    api: ApiServer,
+    client: AsyncClient,
+    running: tuple[ControllerThread, ReadinessDriver],
+    shared_crds: Path,
+    router_type: type[Router],
+) -> None:
+    """With scaleDownDelaySeconds: 0 the old stable is scaled down on promotion, so an undo is an
+    ordinary update back to it: the canary Service selects the old revision, the steps run again."""
+    router = router_type()
+    strategy = canary([{"setWeight": 30}, {"pause": {}}], router)
+    strategy["canary"]["scaleDownDelaySeconds"] = 0
+    doc, v1 = await start(api, client, router, strategy)
+    doc2 = await set_image(client, "web", doc, "example/app:2.0")
+    v2 = revision_of(doc2)
+    await until(api, lambda: step(api, "web") == 1 and router.routes(api, split(30)))
+    await command(client, "web", "promote")
+    await until(api, lambda: healthy(api, "web", v2) and replicasets(api, "web") == {v1: 0, v2: 4})
+    await until(api, lambda: router.routes(api, STABLE_ONLY) and router.selected(api) == (v2, v2))
+
+    await command(client, "web", "undo")
+    await until(api, lambda: step(api, "web") == 1 and weights(api, "web") == {v2: 70, v1: 30})
+    await until(api, lambda: router.routes(api, split(30)))
+    assert replicasets(api, "web") == {v1: 2, v2: 4}
+    assert router.selected(api) == (v2, v1)
+    assert status(api, "web")["undo"]["revision"] == v1
+
+    await command(client, "web", "promote")
+    await until(api, lambda: healthy(api, "web", v1))
+    await until(api, lambda: router.routes(api, STABLE_ONLY) and router.selected(api) == (v1, v1))
+    await until(api, lambda: replicasets(api, "web") == {v1: 4, v2: 0})
+    assert router.read(api) == router.expected(STABLE_ONLY)
+    no_router_failures(api)
+    router.check_written(api, shared_crds)
