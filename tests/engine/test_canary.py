@@ -225,3 +225,27 @@ def test_first_revision_skips_the_steps() -> None:
     p = deployed(canary())
     assert p.status.current_step_index is None
     assert p.status.last_completion is not None and p.status.last_completion.result == "promoted"
+
+
+def test_a_hold_from_the_platform_pauses_as_router_failed_not_as_a_user() -> None:
+    # Given a canary waiting out its one-minute pause at 20%
+    p = deployed(canary(), replicas=5, outcomes={"step": "Successful"})
+    stable = p.status.stable_revision
+    p.update(version=2)
+    p.run(30, until=phase_is("Paused"))
+    before = p.plan.status.last_command
+    # When the platform holds it (its router could not put the routes in force)
+    plan = p.reconcile(Command("hold"))
+    new = plan.status.current_revision
+    # Then it is paused for that reason, the user's last command is untouched, and it says what to do
+    assert plan.status.phase == "Paused" and plan.status.last_command == before
+    assert "RouterFailed" in [c.reason for c in plan.status.pause_conditions or []]
+    assert "the router could not put the routes in force; fix it, then resume" in (plan.status.message or "")
+    # And nothing advances while held, however long
+    plan = p.run(600)
+    assert plan.status.current_step_index == 1 and dict(plan.routes.weights) == {stable: 80, new: 20}
+    # When a user resumes, it goes on from there
+    plan = p.reconcile(Command("resume"))
+    assert plan.status.last_command is not None and "the routes are tried again" in plan.status.last_command.message
+    plan = p.run(120, until=lambda pl: pl.status.current_step_index == 3)
+    assert dict(plan.routes.weights) == {stable: 50, new: 50}

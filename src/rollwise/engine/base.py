@@ -7,7 +7,7 @@ from rollwise.engine import lifecycle
 from rollwise.engine.clock import parse, span, stamp
 from rollwise.engine.outcome import Outcome
 from rollwise.engine.routes import follow_ready
-from rollwise.engine.work import ERROR_PAUSE, INCONCLUSIVE_PAUSE, SPEC_PAUSE, USER_PAUSE, Ctx, Work
+from rollwise.engine.work import ERROR_PAUSE, INCONCLUSIVE_PAUSE, ROUTER_PAUSE, SPEC_PAUSE, USER_PAUSE, Ctx, Work
 
 
 def others_down(w: Work, ctx: Ctx, out: Outcome) -> None:
@@ -117,9 +117,11 @@ def held(w: Work, ctx: Ctx, why: str) -> Outcome:
 
 
 def pause_reason(w: Work) -> str | None:
-    """Why a human (or the spec) holds the rollout, if they do."""
+    """Why a human, the spec or the platform's router holds the rollout, if one does."""
     if SPEC_PAUSE in w.pauses:
         return "spec.paused is true"
+    if ROUTER_PAUSE in w.pauses:
+        return "held: the router could not put the routes in force; fix it, then resume"
     if USER_PAUSE in w.pauses:
         return "paused by a user: resume to continue"
     return None

@@ -9,6 +9,7 @@ from rollwise.engine.plan import Command
 from rollwise.engine.work import (
     BLUE_GREEN_PAUSE,
     FROZEN_PAUSE,
+    ROUTER_PAUSE,
     SPEC_PAUSE,
     STEP_PAUSE,
     UNSURE_PAUSES,
@@ -20,6 +21,9 @@ from rollwise.spec.status import AbortMode, BlueGreenStatus, CommandRecord, Undo
 
 
 def apply(w: Work, ctx: Ctx, command: Command) -> None:
+    if command.verb == "hold":
+        w.pause(ROUTER_PAUSE, ctx.now)  # the platform's: `lastCommand` stays the user's
+        return
     handlers = {
         "pause": _pause,
         "resume": _resume,
@@ -50,6 +54,9 @@ def _resume(w: Work, ctx: Ctx, command: Command) -> tuple[bool, str]:
     if USER_PAUSE in w.pauses:
         w.unpause(USER_PAUSE)
         done.append("unpaused")
+    if ROUTER_PAUSE in w.pauses:
+        w.unpause(ROUTER_PAUSE)
+        done.append("the routes are tried again")
     if w.abort is not None and w.abort.mode == "freeze" and w.stable is not None:
         lifecycle.clear_abort(w)
         done.append("the frozen update continues")
@@ -97,7 +104,7 @@ def _promote(w: Work, ctx: Ctx, command: Command) -> tuple[bool, str]:
         return False, "aborted: retry to start over"
     if SPEC_PAUSE in w.pauses:
         return False, "spec.paused is true: set it to false first"
-    w.unpause(USER_PAUSE, STEP_PAUSE, BLUE_GREEN_PAUSE, *UNSURE_PAUSES)
+    w.unpause(USER_PAUSE, ROUTER_PAUSE, STEP_PAUSE, BLUE_GREEN_PAUSE, *UNSURE_PAUSES)
     analysis.accept_unsure(w)
     full = command.verb == "promoteFull"
     ctx.promote = "full" if full else "step"

@@ -17,7 +17,7 @@ from rollwise.spec.strategies.shadow import ShadowCompare
 Verdict = RunVerdict
 FINAL_VERDICTS: frozenset[Verdict] = frozenset({"Successful", "Failed", "Error", "Inconclusive"})
 
-Verb = Literal["promote", "promoteFull", "abort", "retry", "pause", "resume", "undo"]
+Verb = Literal["promote", "promoteFull", "abort", "retry", "pause", "resume", "undo", "hold"]
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -62,7 +62,10 @@ class Observed:
 
 @dataclass(frozen=True)
 class Command:
-    """A user's verb. `to_revision` is undo's revision number (default: the previous revision)."""
+    """A user's verb. `to_revision` is undo's revision number (default: the previous revision).
+    `hold` is the platform's, not a user's: its router could not put the plan's routes in force, so
+    nothing may advance past them (pause reason RouterFailed) until resume or promote; it is not
+    recorded as the last command."""
 
     verb: Verb
     to_revision: int | None = None

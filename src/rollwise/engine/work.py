@@ -33,6 +33,9 @@ INCONCLUSIVE_PAUSE = "InconclusiveAnalysis"
 ERROR_PAUSE = "AnalysisError"
 BLUE_GREEN_PAUSE = "BlueGreenPause"
 FROZEN_PAUSE = "AbortFrozen"
+# Set by the platform (a `hold` command) when the routes a plan asks for could not be put in force;
+# lifted by resume or promote, as a user's pause is.
+ROUTER_PAUSE = "RouterFailed"
 ENGINE_PAUSES = frozenset({STEP_PAUSE, INCONCLUSIVE_PAUSE, ERROR_PAUSE, BLUE_GREEN_PAUSE, FROZEN_PAUSE})
 # Verdicts that stop nothing and prove nothing: a human decides (never promote without evidence).
 UNSURE_PAUSES = (INCONCLUSIVE_PAUSE, ERROR_PAUSE)

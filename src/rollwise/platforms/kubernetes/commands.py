@@ -13,7 +13,8 @@ from rollwise.engine import Command
 from rollwise.engine.plan import Verb
 from rollwise.platforms.kubernetes.names import COMMAND_ANNOTATION
 
-VERBS: tuple[str, ...] = get_args(Verb)
+# A user's verbs: `hold` is the controller's own (its router failed), never taken from the annotation.
+VERBS: tuple[str, ...] = tuple(v for v in get_args(Verb) if v != "hold")
 
 
 class CommandError(Exception):
