@@ -299,6 +299,14 @@ def main() -> None:
                 "rss_at_end_mib": round(mem["VmRSS"] / 1024, 1),
                 "cpu_s": round(cpu_end, 1),
                 "reconciles": gauge(at_end, "rollwise_controller_reconciles_total"),
+                "reconcile_causes": {
+                    when: {
+                        cause: gauge(text, f'rollwise_controller_reconcile_causes_total{{cause="{cause}"}}')
+                        for cause in ("event", "resync", "timed")
+                    }
+                    for when, text in (("at_healthy", at_healthy), ("at_end", at_end))
+                },
+                "own_write_events": gauge(at_end, "rollwise_controller_own_write_events_total"),
                 "reconcile_failures": gauge(at_end, "rollwise_controller_reconcile_failures_total"),
                 "workers": gauge(at_end, "rollwise_controller_rollouts"),
                 "reconcile_all": summary(histogram(at_end)),

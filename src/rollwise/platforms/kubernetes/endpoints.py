@@ -25,6 +25,12 @@ def metrics_text(probe: Probe) -> str:
         "# HELP rollwise_controller_reconcile_failures_total Reconciles that failed and were retried.",
         "# TYPE rollwise_controller_reconcile_failures_total counter",
         f"rollwise_controller_reconcile_failures_total {c.failures if c else 0}",
+        "# HELP rollwise_controller_reconcile_causes_total Reconciles by what started them (event, resync, timed).",
+        "# TYPE rollwise_controller_reconcile_causes_total counter",
+        *(
+            f'rollwise_controller_reconcile_causes_total{{cause="{cause}"}} {(c.causes.get(cause, 0) if c else 0)}'
+            for cause in ("event", "resync", "timed")
+        ),
         "# HELP rollwise_controller_own_write_events_total Watch events of the controller's own writes (no reconcile).",
         "# TYPE rollwise_controller_own_write_events_total counter",
         f"rollwise_controller_own_write_events_total {c.own_events if c else 0}",

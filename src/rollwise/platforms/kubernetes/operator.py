@@ -142,7 +142,10 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await self.wakeup.wait()
-            background = self.resyncing and not self.wakeup.is_set()
+            woken = self.wakeup.is_set()
+            background = self.resyncing and not woken
+            cause = "event" if woken else "resync" if self.resyncing else "timed"
+            self.controller.causes[cause] = self.controller.causes.get(cause, 0) + 1
             self.wakeup.clear()
             async with self.lock:
                 self.ticket = self.controller.gate.ticket(BACKGROUND if background else URGENT)
@@ -200,6 +203,8 @@ class Controller:
         self.failures = 0
         self.own_events = 0  # events of the controller's own writes, which woke nothing
         self.running: set[Key] = set()  # reconciles past the gate
+        # Why each reconcile ran: an event (or a first look), the resync, or a timed step or retry.
+        self.causes: dict[str, int] = {}
         self.durations = Histogram()  # seconds per reconcile, failed ones included
         self.gate = Gate(settings.concurrent_reconciles, settings.background_reconciles)
         self.closed = False
