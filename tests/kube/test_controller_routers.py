@@ -267,7 +267,11 @@ async def test_a_missing_virtual_service_pauses_the_rollout_until_resumed(
         return s.get("phase") == "Paused" and routed.get("status") == "False"
 
     await settle(api, router_paused)
-    assert "VirtualService" in status(api, "web")["message"]
+    held = status(api, "web")
+    assert "VirtualService" in held["message"]
+    # Held by the controller, and saying so: not a pause a user asked for.
+    assert [c["reason"] for c in held.get("pauseConditions") or []] == ["RouterFailed"], held
+    assert "paused by a user" not in held["message"] and held.get("lastCommand") is None, held
     warnings = [e for e in events(api, "web") if e[1] == "RouterFailed"]
     assert len(warnings) == 1 and warnings[0][0] == "Warning"
 

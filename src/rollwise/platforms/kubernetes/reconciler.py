@@ -6,8 +6,8 @@ and the router (they send traffic only to revisions whose pods are all ready); t
 that shrink, so that a revision losing its traffic is out of the routes before its pods go; then
 revisions outside the history are deleted. A router that fails or reads back other routes than
 the plan's pauses the rollout (a Warning event and a condition say why): the status then comes
-from the same engine call with a `pause` command, so that nothing advances past routes that are
-not in force."""
+from the same engine call with a `hold` command (pause reason RouterFailed), so that nothing
+advances past routes that are not in force."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from rollwise.analysis.timestamps import utc_now
 from rollwise.engine import Command, Observed, Plan, reconcile
 from rollwise.engine.clock import stamp
-from rollwise.engine.work import USER_PAUSE
+from rollwise.engine.work import ROUTER_PAUSE, USER_PAUSE
 from rollwise.platforms import transitions
 from rollwise.platforms.kubernetes import flagsets, services, workloads
 from rollwise.platforms.kubernetes.analysis import AnalysisRunner
@@ -192,9 +192,9 @@ class Reconciler:
         router_problem = await self._route(rollout, plan, routed, seen)
         if router_problem is not None:
             await self._error(key, uid, "RouterFailed", router_problem)
-            if not _user_paused(old_status):
-                # The same engine call, told to pause: nothing advances past routes not in force.
-                plan = reconcile(rollout, seen, now, verdicts, [*commands, Command("pause")])
+            if not _held(old_status):
+                # The same engine call, told to hold: nothing advances past routes not in force.
+                plan = reconcile(rollout, seen, now, verdicts, [*commands, Command("hold")])
         else:
             self._last_error.pop(key, None)
             await self._shrink(namespace, name, plan, revisions)
@@ -465,5 +465,7 @@ def merge_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return patch
 
 
-def _user_paused(status: RolloutStatus | None) -> bool:
-    return status is not None and any(p.reason == USER_PAUSE for p in status.pause_conditions or [])
+def _held(status: RolloutStatus | None) -> bool:
+    """Paused already by a user or by an earlier router failure: nothing can advance anyway."""
+    reasons = {p.reason for p in (status.pause_conditions or [])} if status is not None else set()
+    return USER_PAUSE in reasons or ROUTER_PAUSE in reasons
