@@ -65,18 +65,20 @@ CLUSTER_RULES: tuple[Rule, ...] = (
     # workloadRef: the pod template comes from a Deployment (watched, so that an edit is a
     # revision), which is scaled down once the rollout has taken over (scaleDown).
     Rule("apps", ("deployments",), (*READ, "patch")),
-    # Stable/canary/preview Services: their selector is switched to a revision.
-    Rule("", ("services",), ("get", "patch")),
+    # Stable/canary/preview Services: their selector is switched to a revision; watched, so that
+    # someone else's edit of a selector is put back at once.
+    Rule("", ("services",), (*READ, "patch")),
     # ConfigMaps and Secrets a pod template refers to are part of its revision; analysis reads
     # Secrets for provider credentials. A FlagSet's ConfigMap is applied (created, then patched).
     Rule("", ("configmaps",), (*READ, "create", "patch")),
     Rule("", ("secrets",), READ),
     Rule("", ("events",), ("create",)),
     # Routers: Istio and Gateway API objects are read and updated (never created); the NGINX
-    # router owns a canary Ingress beside the user's.
-    Rule("networking.istio.io", ("virtualservices", "destinationrules"), ("get", "update")),
-    Rule("gateway.networking.k8s.io", ("httproutes",), ("get", "update")),
-    Rule("networking.k8s.io", ("ingresses",), ("get", "create", "patch", "delete")),
+    # router owns a canary Ingress beside the user's. All watched: someone else's edit wakes the
+    # rollouts routing through them, whose reconcile writes their routes back.
+    Rule("networking.istio.io", ("virtualservices", "destinationrules"), (*READ, "update")),
+    Rule("gateway.networking.k8s.io", ("httproutes",), (*READ, "update")),
+    Rule("networking.k8s.io", ("ingresses",), (*READ, "create", "patch", "delete")),
     # The job analysis provider: one Job per measurement, followed by a watch, deleted on timeout.
     Rule("batch", ("jobs",), ("create", "watch", "delete")),
 )

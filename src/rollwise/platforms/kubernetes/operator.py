@@ -1,8 +1,11 @@
 """The operator: kopf watches Rollouts and what they own or read (ReplicaSets, ConfigMaps,
-Secrets, Deployments, FlagSets), and every event wakes the one worker of the Rollout it concerns. A worker
+Secrets, Deployments, FlagSets) or route through (their Services, VirtualServices,
+DestinationRules, HTTPRoutes, Ingresses), and every event wakes the one worker of the Rollout it
+concerns. A worker
 runs one reconcile at a time (reconciler.py) and sleeps until the next event, the plan's "look
 again" time, or a periodic resync (jittered). The watch events of the controller's own writes wake
-nothing (Reconciler.written says which versions they left). Leader election (lease.py) decides
+nothing (Reconciler.written says which versions they left; RouteWrites, for the Services and
+router objects). Leader election (lease.py) decides
 which replica runs it.
 
 kopf only delivers events here: there are no kopf change handlers, so kopf writes nothing to a
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 import socket
@@ -46,6 +50,24 @@ log = logging.getLogger("rollwise.kubernetes.operator")
 RESYNC_JITTER = 0.1
 
 Key = tuple[str, str]
+# An object a Rollout routes through, by (namespace, kind, name): a change to it by anyone else
+# wakes the Rollout, whose reconcile writes it back if it no longer routes as planned.
+Routed = tuple[str, str, str]
+
+# The watched kinds a Rollout routes through: (kopf group, version, plural) by kind. The Istio and
+# Gateway API ones are CRDs a cluster may lack: kopf only watches what the API server lists at
+# start (scanning is off), so those watches are simply not made there.
+ROUTED_KINDS: dict[str, tuple[str, str, str]] = {
+    "Service": ("", "v1", "services"),
+    "VirtualService": ("networking.istio.io", "v1", "virtualservices"),
+    "DestinationRule": ("networking.istio.io", "v1", "destinationrules"),
+    "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
+    "Ingress": ("networking.k8s.io", "v1", "ingresses"),
+}
+KEPT_ROUTE_VERSIONS = 4
+
+# The Rollout whose reconcile is running in this task: its writes to routed objects are its own.
+_reconciling: contextvars.ContextVar[Key | None] = contextvars.ContextVar("rollwise_reconciling", default=None)
 
 
 @dataclass
@@ -105,14 +127,14 @@ class Worker:
         """An event about `ref` at `version`: a wake unless it is the controller's own write."""
         if self.key in self.controller.running:
             self.unsorted.append((ref, version))
-        elif self.controller.reconciler.own_write(self.key, ref, version):
+        elif self.controller.own_write(self.key, ref, version):
             self.controller.own_events += 1
         else:
             self.wake()
 
     def _sort(self) -> None:
         events, self.unsorted = self.unsorted, []
-        own = sum(1 for ref, version in events if self.controller.reconciler.own_write(self.key, ref, version))
+        own = sum(1 for ref, version in events if self.controller.own_write(self.key, ref, version))
         self.controller.own_events += own
         if own < len(events):
             self.wakeup.set()
@@ -178,6 +200,46 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
+class RouteWrites:
+    """The client the reconciler writes with, noting the resourceVersion each write to a routed
+    object (a Service's selector, a router's object) returned, under the Rollout whose reconcile
+    made it: the watch event of that version is its own write and wakes nothing. The reconciler
+    and the routers call lightkube's methods on it as on the client itself."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+        self.written: dict[Key, dict[str, tuple[str, ...]]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def replace(self, *args: Any, **kwargs: Any) -> Any:
+        return self._note(await self._client.replace(*args, **kwargs))
+
+    async def patch(self, *args: Any, **kwargs: Any) -> Any:
+        return self._note(await self._client.patch(*args, **kwargs))
+
+    async def apply(self, *args: Any, **kwargs: Any) -> Any:
+        return self._note(await self._client.apply(*args, **kwargs))
+
+    async def create(self, *args: Any, **kwargs: Any) -> Any:
+        return self._note(await self._client.create(*args, **kwargs))
+
+    def _note(self, stored: Any) -> Any:
+        key = _reconciling.get()
+        info = getattr(type(stored), "_api_info", None)
+        kind = info.resource.kind if info is not None else None
+        meta = getattr(stored, "metadata", None)
+        if key is not None and kind in ROUTED_KINDS and meta is not None and meta.resourceVersion is not None:
+            ref = route_ref(meta.namespace or "", kind, meta.name or "")
+            versions = self.written.setdefault(key, {})
+            versions[ref] = (*versions.get(ref, ())[-(KEPT_ROUTE_VERSIONS - 1) :], str(meta.resourceVersion))
+        return stored
+
+    def own_write(self, key: Key, ref: str, version: str | None) -> bool:
+        return version is not None and version in self.written.get(key, {}).get(ref, ())
+
+
 class Controller:
     """The workers, the analysis runner and the kopf handlers that wake them."""
 
@@ -188,8 +250,12 @@ class Controller:
         self.runner = AnalysisRunner(
             client, self._verdict, clock=settings.clock, prometheus_url=settings.prometheus_url
         )
+        self.route_writes = RouteWrites(client)
+        # Which Rollouts route through each object, from their specs as last seen (keys only).
+        self.routed: dict[Routed, set[Key]] = {}
+        self.routes_of: dict[Key, frozenset[Routed]] = {}
         self.reconciler = Reconciler(
-            client,
+            cast(AsyncClient, self.route_writes),
             self.events,
             self.runner,
             clock=settings.clock,
@@ -224,6 +290,7 @@ class Controller:
         self.reconciles += 1
         began = time.perf_counter()
         self.running.add(key)
+        token = _reconciling.set(key)
         try:
             result = await self.reconciler.reconcile(*key)
         except asyncio.CancelledError:
@@ -239,6 +306,7 @@ class Controller:
                 )
             return self.settings.retry_seconds, False
         finally:
+            _reconciling.reset(token)
             self.running.discard(key)
         self.durations.observe(time.perf_counter() - began)
         self.completed += 1
@@ -246,6 +314,7 @@ class Controller:
             # Deleted, and its DELETED event missed (or not yet seen): the worker ends itself.
             await self.runner.forget(key)
             self.reconciler.forget(key)
+            self._unroute(key)
             return None, False
         resync = self.resync_delay()
         if result.requeue_after is not None and result.requeue_after < resync:
@@ -271,6 +340,33 @@ class Controller:
             await worker.stop()
         await self.runner.forget(key)
         self.reconciler.forget(key)
+        self._unroute(key)
+
+    def own_write(self, key: Key, ref: str, version: str | None) -> bool:
+        return self.reconciler.own_write(key, ref, version) or self.route_writes.own_write(key, ref, version)
+
+    def route(self, key: Key, obj: Mapping[str, Any]) -> None:
+        """Index the objects the Rollout `obj` routes through, as its spec names them now."""
+        routes = routes_of(key[0], obj)
+        old = self.routes_of.get(key, frozenset())
+        if routes == old:
+            return
+        for r in old - routes:
+            keys = self.routed.get(r)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.routed[r]
+        for r in routes - old:
+            self.routed.setdefault(r, set()).add(key)
+        if routes:
+            self.routes_of[key] = routes
+        else:
+            self.routes_of.pop(key, None)
+
+    def _unroute(self, key: Key) -> None:
+        self.route(key, {})
+        self.route_writes.written.pop(key, None)
 
     async def shutdown(self) -> None:
         self.closed = True
@@ -321,6 +417,8 @@ class Controller:
             if event.get("type") == "DELETED":
                 await self.forget(key)
             else:
+                if not self.closed:
+                    self.route(key, event.get("object") or {})
                 self.wake(key, f"Rollout/{name}", _version(event))
 
         @kopf.on.event("apps", "v1", "replicasets", labels={ROLLOUT_LABEL: kopf.PRESENT}, registry=registry)
@@ -346,6 +444,24 @@ class Controller:
         kopf.on.event("", "v1", "configmaps", registry=registry)(referenced("ConfigMap"))
         kopf.on.event("", "v1", "secrets", registry=registry)(referenced("Secret"))
         kopf.on.event("apps", "v1", "deployments", registry=registry)(referenced("Deployment"))
+
+        def routed(kind: str) -> Callable[..., None]:
+            def handler(event: kopf.RawEvent, namespace: str | None, name: str | None, **_: Any) -> None:
+                if namespace is None or name is None:
+                    return
+                keys = self.routed.get((namespace, kind, name))
+                if not keys:
+                    return
+                # A deletion is never the controller's own write of that version: it always wakes.
+                version = None if event.get("type") == "DELETED" else _version(event)
+                ref = route_ref(namespace, kind, name)
+                for key in list(keys):
+                    self.wake(key, ref, version)
+
+            return handler
+
+        for kind, (group, version, plural) in ROUTED_KINDS.items():
+            kopf.on.event(group, version, plural, registry=registry)(routed(kind))
 
         @kopf.on.event(GROUP, VERSION, "flagsets", registry=registry)
         async def flagset_event(event: kopf.RawEvent, namespace: str | None, name: str | None, **_: Any) -> None:
@@ -433,6 +549,44 @@ async def run(
                 probe.leading = False
         if elector.lost.is_set():
             raise LeadershipLost(f"lease {settings.lease_namespace}/{settings.lease_name} was lost")
+
+
+def route_ref(namespace: str, kind: str, name: str) -> str:
+    return f"{kind}/{namespace}/{name}"
+
+
+def routes_of(namespace: str, obj: Mapping[str, Any]) -> frozenset[Routed]:
+    """The Services and router objects a Rollout (as stored, unvalidated) names: those its
+    reconcile switches or writes. An invalid spec names what it can; its reconcile says what is
+    wrong."""
+    strategy = _dict(_dict(obj.get("spec")).get("strategy"))
+    out: set[Routed] = set()
+
+    def add(kind: str, name: Any, ns: Any = None) -> None:
+        if isinstance(name, str) and name:
+            out.add((ns if isinstance(ns, str) and ns else namespace, kind, name))
+
+    blue_green = _dict(strategy.get("blueGreen"))
+    add("Service", blue_green.get("activeService"))
+    add("Service", blue_green.get("previewService"))
+    for holder in (_dict(strategy.get(k)) for k in ("canary", "shadow", "abTest")):
+        add("Service", holder.get("stableService"))
+        add("Service", holder.get("canaryService"))
+        routing = _dict(holder.get("trafficRouting"))
+        istio = _dict(routing.get("istio"))
+        add("VirtualService", _dict(istio.get("virtualService")).get("name"))
+        add("DestinationRule", _dict(istio.get("destinationRule")).get("name"))
+        gateway = _dict(routing.get("gatewayAPI"))
+        add("HTTPRoute", gateway.get("httpRoute"), gateway.get("namespace"))
+        ingress = _dict(routing.get("nginx")).get("ingress")
+        if isinstance(ingress, str) and ingress:
+            add("Ingress", ingress)
+            add("Ingress", f"{ingress}-canary")  # the canary Ingress the router owns
+    return frozenset(out)
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _version(event: kopf.RawEvent) -> str | None:
