@@ -251,9 +251,10 @@ class Controller:
             client, self._verdict, clock=settings.clock, prometheus_url=settings.prometheus_url
         )
         self.route_writes = RouteWrites(client)
-        # Which Rollouts route through each object, from their specs as last seen (keys only).
-        self.routed: dict[Routed, set[Key]] = {}
-        self.routes_of: dict[Key, frozenset[Routed]] = {}
+        # Which Rollouts route through each object, from their specs as last seen: keys only, in
+        # tuples (nearly always of one), which take a fifth of a set's memory.
+        self.routed: dict[Routed, tuple[Key, ...]] = {}
+        self.routes_of: dict[Key, tuple[Routed, ...]] = {}
         self.reconciler = Reconciler(
             cast(AsyncClient, self.route_writes),
             self.events,
@@ -347,18 +348,20 @@ class Controller:
 
     def route(self, key: Key, obj: Mapping[str, Any]) -> None:
         """Index the objects the Rollout `obj` routes through, as its spec names them now."""
-        routes = routes_of(key[0], obj)
-        old = self.routes_of.get(key, frozenset())
+        routes = tuple(sorted(routes_of(key[0], obj)))
+        old = self.routes_of.get(key, ())
         if routes == old:
             return
-        for r in old - routes:
-            keys = self.routed.get(r)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self.routed[r]
-        for r in routes - old:
-            self.routed.setdefault(r, set()).add(key)
+        for r in old:
+            if r not in routes:
+                keys = tuple(k for k in self.routed.get(r, ()) if k != key)
+                if keys:
+                    self.routed[r] = keys
+                else:
+                    self.routed.pop(r, None)
+        for r in routes:
+            if r not in old:
+                self.routed[r] = (*self.routed.get(r, ()), key)
         if routes:
             self.routes_of[key] = routes
         else:
@@ -455,7 +458,7 @@ class Controller:
                 # A deletion is never the controller's own write of that version: it always wakes.
                 version = None if event.get("type") == "DELETED" else _version(event)
                 ref = route_ref(namespace, kind, name)
-                for key in list(keys):
+                for key in keys:
                     self.wake(key, ref, version)
 
             return handler
