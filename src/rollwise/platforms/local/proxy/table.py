@@ -38,7 +38,7 @@ def head_scan(route_names: Iterable[bytes] = ()) -> re.Pattern[bytes]:
     nanosecond per byte of head; a Python call per header line, or capture groups in the pattern,
     cost several times that."""
     names = sorted(LINE_NAMES | set(route_names))
-    return re.compile(b"\\r\\n(?:\\r\\n|(?:" + b"|".join(re.escape(n) for n in names) + b"):)")
+    return re.compile(b"\\r\\n(?:\\r\\n|(?:" + b"|".join([re.escape(n) for n in names]) + b"):)")
 
 
 DEFAULT_SCAN = head_scan()
