@@ -14,6 +14,9 @@ Phases:
 2. spec changes: --changes Rollouts spread over the set get a new image, one every
    --change-interval seconds; for each, the seconds from the write's commit to the commit of the
    VirtualService write that gives the new canary its first step's weight (10).
+   With --settle, between the two: wait until the controller is idle (all Healthy is not idle:
+   at 10,000 thousands of event reconciles queued by the start-up are still waiting), so the
+   changes measure the steady state rather than the tail of a restart.
 
 Figures: the controller's peak RSS (VmHWM of its process), RSS at the end, CPU seconds, reconcile
 duration quantiles from its own histogram (rollwise_controller_reconcile_duration_seconds; linear
@@ -136,6 +139,42 @@ class Sampler(threading.Thread):
                 return
 
 
+def settle(port: int, quiet: float, cap: float) -> dict[str, Any]:
+    """Poll /metrics until no reconcile has started for `quiet` seconds (or `cap` passes). A
+    resync's reconcile does not count as busy: with resyncs due, an idle controller still runs
+    them, a few a second at 10,000 Rollouts, and they go on for as long as it runs."""
+
+    def counters() -> tuple[float, float]:
+        text = scrape(port)
+        background = sum(
+            gauge(text, f'rollwise_controller_reconcile_causes_total{{cause="{c}"}}') for c in ("resync", "timed")
+        )
+        return gauge(text, "rollwise_controller_reconciles_total"), background
+
+    began = time.monotonic()
+    first = last = counters()
+    quiet_since = began
+    while (now := time.monotonic()) - quiet_since < quiet:
+        if now - began > cap:
+            result = "cap"
+            break
+        time.sleep(0.5)
+        current = counters()
+        if current[0] - last[0] > current[1] - last[1]:
+            quiet_since = time.monotonic()
+        last = current
+    else:
+        result = "idle"
+    return {
+        "result": result,
+        "seconds": round(time.monotonic() - began, 1),
+        "quiet_s": quiet,
+        "cap_s": cap,
+        "reconciles": last[0] - first[0],
+        "resync_or_timed": last[1] - first[1],
+    }
+
+
 def read_event(stream: IO[str], name: str) -> dict[str, Any]:
     while True:
         line = stream.readline()
@@ -174,6 +213,13 @@ def main() -> None:
     ap.add_argument("--changes", type=int, default=200, help="spec changes measured after all are Healthy")
     ap.add_argument("--change-interval", type=float, default=0.1, help="seconds between two spec changes")
     ap.add_argument("--healthy-timeout", type=float, default=3000, help="give up waiting for Healthy after")
+    ap.add_argument(
+        "--settle",
+        action="store_true",
+        help="after all are Healthy, wait until the controller is idle before the changes",
+    )
+    ap.add_argument("--settle-quiet", type=float, default=5, help="idle: no reconcile started for this long")
+    ap.add_argument("--settle-cap", type=float, default=600, help="start the changes anyway after this long")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--controller-log", type=Path, help="the controller's log (default: a temporary file)")
     ap.add_argument(
@@ -208,6 +254,7 @@ def main() -> None:
             str(args.healthy_timeout),
             "--crds",
             str(find_crds()),
+            *(["--wait-go"] if args.settle else []),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -258,6 +305,17 @@ def main() -> None:
         hwm_healthy = proc_status(controller.pid)["VmHWM"]
         cpu_healthy = cpu_seconds(controller.pid)
         emulator_cpu_healthy = cpu_seconds(cluster.pid)
+        # The change phase's figures count from here (after settling, when asked to).
+        at_changes, cpu_changes, emulator_cpu_changes = at_healthy, cpu_healthy, emulator_cpu_healthy
+        settled: dict[str, Any] | None = None
+        if args.settle and healthy["result"] == "ok":
+            settled = settle(metrics_port, args.settle_quiet, args.settle_cap)
+            at_changes = scrape(metrics_port)
+            cpu_changes, emulator_cpu_changes = cpu_seconds(controller.pid), cpu_seconds(cluster.pid)
+            settled["controller_cpu_s"] = round(cpu_changes - cpu_healthy, 1)
+        if args.settle:
+            cluster.stdin.write("go\n")
+            cluster.stdin.flush()
         done = read_event(cluster.stdout, "done")
         at_end = scrape(metrics_port)
         mem = proc_status(controller.pid)
@@ -282,6 +340,7 @@ def main() -> None:
                 "controller_peak_rss_mib": round(hwm_healthy / 1024, 1),
                 "reconcile": summary(histogram(at_healthy)),
             },
+            "settle": settled,
             "changes": {
                 "result": done["result"],
                 "changes": done["changes"],
@@ -290,9 +349,9 @@ def main() -> None:
                 "spec_to_route_s": done["spec_to_route_s"],
                 "phase_s": done["change_phase_s"],
                 "api_requests": done["change_phase_requests"],
-                "controller_cpu_s": round(cpu_end - cpu_healthy, 1),
-                "emulator_cpu_s": round(emulator_cpu_end - emulator_cpu_healthy, 1),
-                "reconcile": summary(minus(histogram(at_end), histogram(at_healthy))),
+                "controller_cpu_s": round(cpu_end - cpu_changes, 1),
+                "emulator_cpu_s": round(emulator_cpu_end - emulator_cpu_changes, 1),
+                "reconcile": summary(minus(histogram(at_end), histogram(at_changes))),
             },
             "controller": {
                 "peak_rss_mib": round(mem["VmHWM"] / 1024, 1),
@@ -304,7 +363,7 @@ def main() -> None:
                         cause: gauge(text, f'rollwise_controller_reconcile_causes_total{{cause="{cause}"}}')
                         for cause in ("event", "resync", "timed")
                     }
-                    for when, text in (("at_healthy", at_healthy), ("at_end", at_end))
+                    for when, text in (("at_healthy", at_healthy), ("at_changes", at_changes), ("at_end", at_end))
                 },
                 "own_write_events": gauge(at_end, "rollwise_controller_own_write_events_total"),
                 "reconcile_failures": gauge(at_end, "rollwise_controller_reconcile_failures_total"),

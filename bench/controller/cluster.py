@@ -5,6 +5,7 @@ standing in for the ReplicaSet controller and kubelet, and the stopwatch for spe
 Started by bench.py; speaks JSON lines on stdout:
   {"event": "serving", "url": ...}            objects created, the controller may start
   {"event": "healthy", ...}                     every Rollout Healthy on its first revision
+                                                (with --wait-go: the changes start at a "go" line)
   {"event": "done", ...}                        the spec changes measured (or timed out)
 and stops when its stdin closes.
 
@@ -326,6 +327,7 @@ async def main() -> None:
     ap.add_argument("--crds", type=Path, required=True, help="folder with the upstream Istio CRDs")
     ap.add_argument("--healthy-timeout", type=float, default=3600)
     ap.add_argument("--route-timeout", type=float, default=120)
+    ap.add_argument("--wait-go", action="store_true", help='start the changes at a "go" line on stdin')
     args = ap.parse_args()
 
     api = BenchApiServer(store=BenchStore(history_limit=args.history_limit), keep_history=False)
@@ -346,7 +348,12 @@ async def main() -> None:
             while line := await reader.readline():
                 if line.strip() == b"started":
                     started_at.append(time.perf_counter())
+                elif line.strip() == b"go":
+                    go.set()
             stdin_closed.set()
+            go.set()
+
+        go = asyncio.Event()
 
         started_at: list[float] = []
         tasks.append(asyncio.create_task(watch_stdin()))
@@ -367,6 +374,8 @@ async def main() -> None:
                 "readiness_writes": bench.readiness_writes,
             }
         )
+        if args.wait_go:
+            await go.wait()
         requests_before = bench.requests
         change_began = time.perf_counter()
         routed = "skipped"
