@@ -32,7 +32,7 @@ from tests.kube.controller_harness import NS, ControllerThread, ReadinessDriver,
 from tests.kube.istio_exporter import IstioExporter, running_exporter
 from tests.kube.test_controller import create, healthy, revision_of, service, set_image, spec
 from tests.kube.test_controller_routers import virtual_service
-from tests.kube.test_controller_traffic import ISTIO, LONG, scraped, until, workload
+from tests.kube.test_controller_traffic import LONG, dynamic, scraped, until, workload
 from tests.procs import free_port
 
 pytestmark = pytest.mark.asyncio
@@ -59,23 +59,6 @@ async def driver(api: ApiServer, client: AsyncClient) -> AsyncIterator[Readiness
         yield d
 
 
-def dynamic() -> dict[str, Any]:
-    return {
-        "canary": {
-            "stableService": "web-stable",
-            "canaryService": "web-canary",
-            "trafficRouting": ISTIO,
-            "dynamic": {
-                "startWeight": 20,
-                "minStepWeight": 10,
-                "maxStepWeight": 40,
-                "interval": "3s",
-                "minSamples": MIN_SAMPLES,
-            },
-        }
-    }
-
-
 def evidence(api: ApiServer) -> dict[str, Any]:
     return status(api, "web").get("dynamicEvidence") or {}
 
@@ -95,7 +78,7 @@ async def serve(exporter: IstioExporter, canary: str, stable: str, limit: int, u
 def premise_holds() -> None:
     """What the rollout's numbers mean: either controller's share alone is below minSamples (a
     hold, collecting), both together are evidence of harm (an abort)."""
-    config = DynamicWeighting.model_validate(dynamic()["canary"]["dynamic"])
+    config = DynamicWeighting.model_validate(dynamic(MIN_SAMPLES)["canary"]["dynamic"])
     history = Evidence.with_stable_history(STABLE_HISTORY, 0)
     share = PER_CONTROLLER * CANARY_ERRORS // CANARY_BATCH
     alone = decide(config, 20, history, WindowCounts(PER_CONTROLLER, share, 4 * PER_CONTROLLER, 0))
@@ -116,7 +99,7 @@ async def test_a_restarted_controller_continues_a_dynamic_canary_with_the_eviden
     await service(client, "web-stable")
     await service(client, "web-canary")
     await virtual_service(client)
-    doc = spec(dynamic())
+    doc = spec(dynamic(MIN_SAMPLES))
     v1 = revision_of(doc)
 
     first = ControllerThread(api, prometheus_url=prom).start()

@@ -69,7 +69,8 @@ async def driver(api: ApiServer, client: AsyncClient) -> AsyncIterator[Readiness
         yield d
 
 
-def dynamic() -> dict[str, Any]:
+def dynamic(min_samples: int = 60) -> dict[str, Any]:
+    """An Istio-routed dynamic canary judged every 3 s."""
     return {
         "canary": {
             "stableService": "web-stable",
@@ -80,7 +81,7 @@ def dynamic() -> dict[str, Any]:
                 "minStepWeight": 10,
                 "maxStepWeight": 40,
                 "interval": "3s",
-                "minSamples": 60,
+                "minSamples": min_samples,
             },
         }
     }
